@@ -1,0 +1,56 @@
+"""MAViL's training objectives, each a pure function of tensors.
+
+- :func:`masked_reconstruction_loss`: MSE between predicted and target patches, on masked patches only
+  (stage 1: raw patches, optionally per-patch normalised; stage 2: the teacher's fused token features).
+- :func:`info_nce`: symmetric InfoNCE between two batches of embeddings, the other clips of the batch
+  being the negatives. Inter-modal contrast pairs a clip's audio with its video; intra-modal contrast
+  pairs two differently masked views of the same clip in one modality.
+- :func:`teacher_targets`: the stage-2 regression targets, per-token normalised teacher outputs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Per-patch zero mean, unit variance (MAE's ``norm_pix_loss`` target). ``(B, N, P)`` -> same shape."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + eps) ** 0.5
+
+
+def masked_reconstruction_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, normalize_target: bool = False
+) -> torch.Tensor:
+    """Mean squared error over the masked patches only.
+
+    pred, target: ``(B, N, P)``; mask: ``(B, N)`` with 1 = masked. Visible patches contribute nothing:
+    reconstructing what the encoder saw would teach it nothing.
+    """
+    if normalize_target:
+        target = normalize_patches(target)
+    per_patch = (pred - target).pow(2).mean(dim=-1)  # (B, N)
+    return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE: row i of ``query`` should match row i of ``key`` among all rows of the batch.
+
+    query, key: ``(B, D)``. Both directions (query->key and key->query) are averaged, so for the
+    inter-modal loss audio->video and video->audio count equally.
+    """
+    query = F.normalize(query, dim=-1)
+    key = F.normalize(key, dim=-1)
+    logits = query @ key.t() / temperature  # (B, B) cosine similarities
+    labels = torch.arange(query.shape[0], device=query.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+
+
+def teacher_targets(teacher_tokens: torch.Tensor) -> torch.Tensor:
+    """Stage-2 targets: per-token LayerNorm (no affine) of the teacher's fused outputs ``(B, N, D)``.
+
+    The normalisation is a choice (the paper does not say); it follows data2vec / MaskFeat practice and
+    keeps the regression scale independent of the teacher's activation scale across iterations.
+    """
+    return F.layer_norm(teacher_tokens, teacher_tokens.shape[-1:])

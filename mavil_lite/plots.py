@@ -1,0 +1,137 @@
+"""Figures for the ablation results and pre-training loss curves.
+
+Every function returns a `matplotlib.figure.Figure` built without pyplot: no global figure state is touched,
+no backend is selected (that is the caller's business), and a notebook shows the returned figure once
+instead of once from pyplot and once from the cell's return value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mavil_lite.tables import ABLATION_ROWS, paper_ablation
+
+# Tick labels; the full method names are in the Markdown table.
+SHORT_ROW_NAMES = {1: "A/V-MAE", 2: "AV-MAE", 3: "+inter", 4: "+intra", 5: "stage-2"}
+PAPER_LABEL = "paper (AS-20K, ViT-B)"
+FIGURE_DPI = 120
+BAR_WIDTH = 0.38
+# Log y is used when the loss spans more than this factor, so late-training detail stays visible.
+LOG_SCALE_MIN_RANGE = 20.0
+
+
+def plot_ablation(results: list[dict]) -> Figure:
+    """Two panels (audio, video): our score per ablation row beside the paper's, each on its own y axis.
+
+    Args:
+        results: result rows as in `mavil_lite.tables` ({'row', 'method', 'audio', 'video', 'metric',
+            'wall_s'}, scores in percent). Rows may be missing; the paper's bars are always drawn.
+
+    Returns:
+        Figure with four Axes: the audio panel (ours, left axis), its twin (paper, right axis, hatched grey
+        bars), then the same for video.
+        The paper gets its own y axis because a scaled-down run scores far lower: on a shared axis our bars
+        would be too short for the row-to-row changes, which are what the ablation is about, to be visible.
+        Both axes start at 0 so neither exaggerates its differences.
+    """
+    if not results:
+        raise ValueError("no results to plot")
+    ours_by_row = {int(result["row"]): result for result in results}
+    unknown = sorted(set(ours_by_row) - set(ABLATION_ROWS))
+    if unknown:
+        raise ValueError(f"unknown ablation rows {unknown}; expected {ABLATION_ROWS}")
+    paper = paper_ablation()
+    metric = "/".join(sorted({str(result.get("metric", "score")) for result in results}))
+    positions = np.arange(len(ABLATION_ROWS))
+
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    for panel_index, modality in enumerate(("audio", "video")):
+        ax = fig.add_subplot(1, 2, panel_index + 1)
+        paper_ax = ax.twinx()
+        ours_values = [ours_by_row[row][modality] if row in ours_by_row else np.nan for row in ABLATION_ROWS]
+        paper_values = [paper[row][modality] for row in ABLATION_ROWS]
+
+        ours_bars = ax.bar(positions - BAR_WIDTH / 2, ours_values, BAR_WIDTH, color="C0",
+                           label=f"ours (probe {metric}, left axis)")
+        paper_bars = paper_ax.bar(positions + BAR_WIDTH / 2, paper_values, BAR_WIDTH, color="lightgrey",
+                                  edgecolor="grey", hatch="//", label=f"{PAPER_LABEL}, right axis")
+        ax.bar_label(ours_bars, fmt="%.1f", padding=2, fontsize=8)
+        paper_ax.bar_label(paper_bars, fmt="%.1f", padding=2, fontsize=8, color="dimgrey")
+        ax.set_xticks(positions, [SHORT_ROW_NAMES[row] for row in ABLATION_ROWS])
+        ax.set_xlabel("ablation row")
+        ax.set_ylabel(f"ours: {modality} {metric} (%)")
+        paper_ax.set_ylabel(f"paper: {modality} AS-20K mAP (%)", color="dimgrey")
+        ax.set_title(f"{modality.capitalize()}")
+        # Headroom above the tallest bar for the value labels and the legend.
+        ax.set_ylim(0, max(np.nanmax([*ours_values, 0.0]), 1.0) * 1.4)
+        paper_ax.set_ylim(0, max(paper_values) * 1.4)
+        ax.legend(handles=[ours_bars, paper_bars], loc="upper left", fontsize=8)
+    fig.suptitle("MAViL ablation: each row should improve on the one to its left")
+    return fig
+
+
+def _as_runs_of_terms(histories: dict) -> dict[str, dict[str, list[float]]]:
+    """Normalise {run: losses} and {run: {term: losses}} to the second form, with the term '' for plain lists."""
+    if not isinstance(histories, dict) or not histories:
+        raise ValueError("histories must be a non-empty dict of run name -> losses or {term: losses}")
+    runs: dict[str, dict[str, list[float]]] = {}
+    for run, history in histories.items():
+        terms = history if isinstance(history, dict) else {"": history}
+        for term, losses in terms.items():
+            if isinstance(losses, (str, bytes)) or not hasattr(losses, "__len__"):
+                raise ValueError(f"losses of run {run!r} term {term!r} must be a sequence of numbers")
+        runs[str(run)] = {str(term): [float(loss) for loss in losses] for term, losses in terms.items()}
+    return runs
+
+
+def plot_loss_curves(histories: dict[str, list[float]] | dict[str, dict[str, list[float]]]) -> Figure:
+    """One line per run, or per (run, loss term) when a run maps to a dict of terms.
+
+    Args:
+        histories: {run name: [loss per optimisation step]} or {run name: {term name: [loss per step]}}.
+            Colour identifies the run, line style the term.
+
+    Returns:
+        Figure with one Axes; the y axis is logarithmic when all losses are positive and span more than
+        a factor of `LOG_SCALE_MIN_RANGE`.
+    """
+    runs = _as_runs_of_terms(histories)
+    all_losses = np.array([loss for terms in runs.values() for losses in terms.values() for loss in losses])
+    finite_losses = all_losses[np.isfinite(all_losses)]
+    if finite_losses.size == 0:
+        raise ValueError("histories contain no finite loss values")
+
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    line_styles = ["-", "--", ":", "-."]
+    term_names = sorted({term for terms in runs.values() for term in terms})
+    for run_index, (run, terms) in enumerate(runs.items()):
+        colour = f"C{run_index % 10}"
+        for term, losses in terms.items():
+            style = line_styles[term_names.index(term) % len(line_styles)]
+            label = f"{run}: {term}" if term else run
+            ax.plot(np.arange(len(losses)), losses, style, color=colour, label=label, linewidth=1.2)
+
+    use_log = finite_losses.min() > 0 and finite_losses.max() / finite_losses.min() > LOG_SCALE_MIN_RANGE
+    if use_log:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("loss (log scale)" if use_log else "loss")
+    ax.set_title("Pre-training loss")
+    ax.grid(True, alpha=0.3)
+    # Long legends (many runs x terms) go outside so they do not hide the curves.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save `fig` as a PNG at 120 dpi, creating parent folders; returns the path written."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"save_figure writes PNG files; give a path ending in .png, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=FIGURE_DPI, format="png")
+    return path

@@ -1,0 +1,70 @@
+"""Run presets: one name picks the model size, the input features, the data scale and the schedule.
+
+The same notebook runs at every scale by changing only ``preset``:
+
+=========  ===========================================  ==========================================
+preset     what it is for                               model / inputs
+=========  ===========================================  ==========================================
+smoke      the test suite: seconds, checks plumbing     tiny, 3.84 s audio x 64 mel, 4 x 64 px frames
+cpu        a laptop: minutes, real (small) learning     tiny
+gpu        one GPU, a real dataset: hours               small (ViT-S), 5.12 s audio, 8 x 112 px
+paper      the paper's recipe (torchrun, many GPUs)     base (ViT-B), 10.24 s x 128 mel, 8 x 224 px
+=========  ===========================================  ==========================================
+
+Values marked [choice] are not given by the paper; see MAVIL_DESIGN.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .media import FeatureSpec
+from .model import MAViLConfig, model_config
+from .pretrain import PretrainConfig
+
+# What each model size eats; the audio/video sizes must match the model's input sizes.
+FEATURES = {
+    "tiny": FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64),
+    "small": FeatureSpec(audio_frames=512, mel_bins=128, video_frames=8, video_fps=2.0, frame_size=112),
+    "base": FeatureSpec(),  # the paper's: 1024 x 128 fbank, 8 frames at 2 fps, 224 px
+}
+
+
+@dataclass
+class RunPreset:
+    name: str
+    model: str  # a size of mavil_lite.model.MODEL_SIZES
+    synthetic_clips: int  # clips generated when data="synthetic"
+    pretrain: PretrainConfig
+    inter_contrast_weight: float = 0.01  # [CAV-MAE] [choice]
+    intra_contrast_weight: float = 0.01  # [choice]
+    stage2_iterations: int = 1  # the paper's row 5 is iteration 1 (stage-1 model as teacher)
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def features(self) -> FeatureSpec:
+        return FEATURES[self.model]
+
+    def model_config(self, **overrides: Any) -> MAViLConfig:
+        return model_config(self.model, **{**self.model_overrides, **overrides})
+
+
+PRESETS = {
+    "smoke": RunPreset("smoke", "tiny", synthetic_clips=40,
+                       pretrain=PretrainConfig(epochs=1, batch_size=16, base_lr=8e-3, warmup_epochs=0)),
+    "cpu": RunPreset("cpu", "tiny", synthetic_clips=600,
+                     pretrain=PretrainConfig(epochs=20, batch_size=32, base_lr=8e-3, warmup_epochs=3)),
+    "gpu": RunPreset("gpu", "small", synthetic_clips=4000,
+                     pretrain=PretrainConfig(epochs=100, batch_size=64, base_lr=1.5e-4 * 8, warmup_epochs=10, bf16=True)),
+    # AudioMAE's AS-2M recipe (blr 2e-4, batch 512, 32 epochs, 3 warm-up) [AudioMAE] [choice]
+    "paper": RunPreset("paper", "base", synthetic_clips=20000,
+                       pretrain=PretrainConfig(epochs=32, batch_size=512, base_lr=2e-4, warmup_epochs=3, bf16=True)),
+}
+
+
+def get_preset(name: str, **pretrain_overrides: Any) -> RunPreset:
+    """The named preset, optionally with some :class:`PretrainConfig` fields changed (e.g. ``epochs=2``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
+    preset = PRESETS[name]
+    return replace(preset, pretrain=replace(preset.pretrain, **pretrain_overrides))

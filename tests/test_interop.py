@@ -1,0 +1,78 @@
+"""Public MAViL-Base checkpoint interop: the golden reference outputs, key naming, clear errors."""
+import pytest
+import torch
+
+from mavil_lite import from_public_mavil
+from mavil_lite.interop import public_to_ours
+from mavil_lite.model import create_model
+
+
+def load_golden(shared_dir):
+    return torch.load(shared_dir / "reference" / "golden_encoder_fusion.pt", weights_only=True)
+
+
+def golden_model(golden, state_dict=None):
+    c = golden["config"]
+    return from_public_mavil(state_dict if state_dict is not None else golden["state_dict"],
+                             num_heads=c["heads"], audio_size=c["audio"], video_size=c["video"])
+
+
+def test_golden_encoder_and_fusion_outputs(shared_dir):
+    golden = load_golden(shared_dir)
+    model = golden_model(golden)
+    assert not model.training
+    with torch.no_grad():
+        out = model.encode(golden["audio"], golden["video"])
+    assert set(golden["expected"]) <= set(out)
+    for name, expected in golden["expected"].items():
+        assert out[name].shape == expected.shape, name
+        assert (out[name] - expected).abs().max().item() <= 1e-4, name
+
+
+def test_architecture_is_inferred_from_the_tensors(shared_dir):
+    golden = load_golden(shared_dir)
+    c = golden["config"]
+    config = golden_model(golden).config
+    assert (config.dim, config.audio_depth, config.video_depth, config.fusion_depth) == (c["dim"], c["depth"], c["depth"], c["depth_av"])
+    assert config.num_classes == 0 and not config.with_decoders
+
+
+def read_tsv(path):
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line]
+    return {key: tuple(int(s) for s in shape.split("x")) for key, shape in rows}
+
+
+@pytest.mark.parametrize("tsv, fusion_depth, num_classes", [
+    ("mavil_base_pretrained.tsv", 2, 0), ("mavil_base_finetuned_av.tsv", 3, 527)])
+def test_base_model_has_exactly_the_public_parameters(shared_dir, tsv, fusion_depth, num_classes):
+    public = read_tsv(shared_dir / "reference" / "public_checkpoint_keys" / tsv)
+    model = create_model("base", fusion_depth=fusion_depth, num_classes=num_classes, with_decoders=False)
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    mapped = {public_to_ours(k): shape for k, shape in public.items()}
+    assert mapped == ours
+    fake = {k: torch.zeros(shape) for k, shape in public.items()}
+    loaded = from_public_mavil(fake)
+    assert loaded.config.fusion_depth == fusion_depth and loaded.config.num_classes == num_classes
+
+
+def test_logits_from_the_av_head(shared_dir):
+    golden = load_golden(shared_dir)
+    dim = golden["config"]["dim"]
+    sd = dict(golden["state_dict"])
+    sd["fc_norm_av.weight"], sd["fc_norm_av.bias"] = torch.ones(2 * dim), torch.zeros(2 * dim)
+    sd["head_av.weight"], sd["head_av.bias"] = torch.randn(5, 2 * dim), torch.zeros(5)
+    out = golden_model(golden, sd).encode(golden["audio"], golden["video"])
+    pooled = torch.nn.functional.layer_norm(golden["expected"]["fusion_pooled"], (2 * dim,), eps=1e-6)
+    torch.testing.assert_close(out["logits"], pooled @ sd["head_av.weight"].t(), atol=1e-4, rtol=1e-4)
+
+
+def test_errors_name_the_offending_keys(shared_dir):
+    golden = load_golden(shared_dir)
+    sd = dict(golden["state_dict"])
+    with pytest.raises(KeyError, match="decoder_pred.weight"):
+        golden_model(golden, {**sd, "decoder_pred.weight": torch.zeros(1)})
+    without = {k: v for k, v in sd.items() if k != "blocks_v.1.attn.proj.bias"}
+    with pytest.raises(KeyError, match=r"encoders\.video\.blocks\.1\.attn\.proj\.bias"):
+        golden_model(golden, without)
+    with pytest.raises(ValueError, match="pos_embed"):
+        from_public_mavil(sd, num_heads=4, audio_size=(256, 64), video_size=golden["config"]["video"])

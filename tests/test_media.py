@@ -1,0 +1,153 @@
+"""One clip in, model tensors out: resampling, the Kaldi fbank, frame sampling, repetition and bad inputs."""
+import csv
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from mavil_lite.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec,
+                              frame_indices, frames_to_tensor, load_frames, load_waveform, normalize_fbank,
+                              waveform_to_fbank)
+from mavil_lite.synthetic import write_mp4
+
+SMALL = FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64)
+GRID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid_s1"
+FPS = 8
+NUM_FRAMES = 16  # a 2 s clip
+
+
+def numbered_frames():
+    """(16, 48, 48, 3) uint8 flat frames whose brightness encodes their number (15 levels apart)."""
+    levels = np.arange(NUM_FRAMES, dtype=np.uint8) * 15 + 10
+    return np.broadcast_to(levels[:, None, None, None], (NUM_FRAMES, 48, 48, 3)).copy()
+
+
+def frame_numbers(frames):
+    """Recover the frame numbers from decoded numbered frames (T, H, W, 3)."""
+    return ((frames.float().mean(dim=(1, 2, 3)) - 10) / 15).round().int().tolist()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 2 s, 8 fps clip with numbered frames and a 1 kHz tone."""
+    path = tmp_path_factory.mktemp("media") / "numbered.mp4"
+    tone = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(32000) / 16000)
+    write_mp4(path, numbered_frames(), FPS, tone)
+    return path
+
+
+def write_wav(path, samples, sample_rate):
+    """samples (channels, n) float -> 16-bit PCM wav at sample_rate."""
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=sample_rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(samples.astype(np.float32), format="fltp", layout=layout)
+        frame.sample_rate, frame.pts = sample_rate, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_waveform_is_resampled_mixed_down_and_centred(tmp_path):
+    times = np.arange(22050) / 22050  # 1 s at 22.05 kHz
+    left, right = 0.4 * np.sin(2 * np.pi * 1000 * times) + 0.3, 0.4 * np.sin(2 * np.pi * 1000 * times) + 0.3
+    write_wav(tmp_path / "stereo.wav", np.stack([left, right]), 22050)
+    waveform = load_waveform(tmp_path / "stereo.wav")
+    assert waveform.dtype == torch.float32 and waveform.shape[0] == 1
+    assert abs(waveform.shape[1] - 16000) <= 32
+    assert abs(waveform.mean().item()) < 1e-4  # the 0.3 DC offset is gone
+    spectrum = torch.fft.rfft(waveform[0]).abs()
+    peak_hz = spectrum.argmax().item() * 16000 / waveform.shape[1]
+    assert abs(peak_hz - 1000) < 5  # a true resampling keeps the pitch
+
+
+def test_mp4_soundtrack_has_the_clip_length(clip):
+    waveform = load_waveform(clip)
+    assert waveform.shape[0] == 1 and 32000 <= waveform.shape[1] <= 32000 + 1024  # AAC pads its last frame
+
+
+def test_fbank_is_the_kaldi_fbank_padded_or_cropped():
+    waveform = torch.randn(1, 16000 * 2) * 0.1  # 2 s: 198 fbank frames
+    reference = torchaudio.compliance.kaldi.fbank(
+        waveform, htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
+        num_mel_bins=64, dither=0.0, frame_shift=10)
+    padded = waveform_to_fbank(waveform, SMALL)
+    assert padded.shape == (384, 64)
+    assert torch.equal(padded[:reference.shape[0]], reference)
+    assert torch.all(padded[reference.shape[0]:] == 0)
+    cropped = waveform_to_fbank(waveform, FeatureSpec(audio_frames=100, mel_bins=64))
+    assert torch.equal(cropped, reference[:100])
+    assert waveform_to_fbank(waveform, FeatureSpec()).shape == (1024, 128)
+
+
+def test_normalisation_uses_twice_the_std():
+    fbank = torch.full((3, 4), AUDIOSET_MEAN + 2 * AUDIOSET_STD)
+    assert torch.allclose(normalize_fbank(fbank), torch.ones(3, 4))
+    assert torch.allclose(normalize_fbank(torch.zeros(2), mean=1.0, std=0.5), torch.full((2,), -1.0))
+
+
+def test_frames_are_sampled_at_the_requested_rate_and_start(clip):
+    frames = load_frames(clip, SMALL)
+    assert frames.shape == (4, 64, 64, 3) and frames.dtype == torch.uint8
+    assert frame_numbers(frames) == [0, 8, 0, 8]  # 1 fps from a 2 s clip: 0 s, 1 s, then it repeats
+    two_fps = FeatureSpec(video_frames=4, video_fps=2.0, frame_size=32)
+    assert frame_numbers(load_frames(clip, two_fps)) == [0, 4, 8, 12]
+    assert frame_numbers(load_frames(clip, two_fps, start_s=0.5)) == [4, 8, 12, 0]
+
+
+def test_short_clip_repeats_to_fill_the_window(clip):
+    frames = load_frames(clip, FeatureSpec(frame_size=32))  # the paper's 4 s window over a 2 s clip
+    assert frame_numbers(frames) == [0, 4, 8, 12, 0, 4, 8, 12]
+    assert torch.equal(frames[:4], frames[4:])
+    assert frame_indices(5, 1.0, FeatureSpec(video_frames=8, video_fps=1.0)) == [0, 1, 2, 3, 4, 0, 1, 2]
+
+
+def test_paper_spec_shapes(clip):
+    spec = FeatureSpec()
+    assert waveform_to_fbank(load_waveform(clip, spec.sample_rate), spec).shape == (1024, 128)
+    frames = load_frames(clip, spec)
+    assert frames.shape == (8, 224, 224, 3)
+    assert frames_to_tensor(frames).shape == (3, 8, 224, 224)
+
+
+def test_frames_to_tensor_normalises_channel_first_for_one_clip_or_a_batch():
+    frames = torch.zeros(2, 3, 4, 5, 3, dtype=torch.uint8)  # (B, T, H, W, 3)
+    frames[..., 0] = 255
+    batch = frames_to_tensor(frames)
+    assert batch.shape == (2, 3, 3, 4, 5) and batch.dtype == torch.float32
+    assert torch.allclose(batch[:, 0], torch.tensor((1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]))
+    assert torch.allclose(batch[:, 2], torch.tensor(-IMAGENET_MEAN[2] / IMAGENET_STD[2]))
+    assert torch.equal(frames_to_tensor(frames[1]), batch[1])
+    with pytest.raises(ValueError, match="shape"):
+        frames_to_tensor(torch.zeros(3, 4, 5, dtype=torch.uint8))
+
+
+def test_missing_streams_and_files_are_named(tmp_path):
+    write_mp4(tmp_path / "silent_film.mp4", numbered_frames(), FPS, None)
+    write_mp4(tmp_path / "radio.mp4", None, FPS, np.zeros(16000))
+    with pytest.raises(ValueError, match=r"silent_film\.mp4.*no audio stream"):
+        load_waveform(tmp_path / "silent_film.mp4")
+    with pytest.raises(ValueError, match=r"radio\.mp4.*no video stream"):
+        load_frames(tmp_path / "radio.mp4", SMALL)
+    assert load_frames(tmp_path / "silent_film.mp4", SMALL).shape == (4, 64, 64, 3)
+    assert load_waveform(tmp_path / "radio.mp4").shape[0] == 1
+    with pytest.raises(FileNotFoundError, match="nowhere.mp4"):
+        load_frames(tmp_path / "nowhere.mp4", SMALL)
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(ValueError, match=r"notes\.mp4"):
+        load_waveform(tmp_path / "notes.mp4")
+
+
+def test_a_real_grid_clip_decodes_to_the_paper_shapes():
+    if not (GRID / "manifest.csv").is_file():
+        pytest.skip(f"GRID clips not found at {GRID} (the shared data folder sits beside the repository)")
+    with open(GRID / "manifest.csv", newline="") as handle:
+        first = next(csv.DictReader(handle))
+    spec = FeatureSpec()
+    fbank = waveform_to_fbank(load_waveform(GRID / first["file"]), spec)
+    assert fbank.shape == (1024, 128)
+    assert torch.all(fbank[320:] == 0) and torch.all(fbank[:290] != 0)  # ~3 s of speech, then zero padding
+    frames = load_frames(GRID / first["file"], spec)
+    assert frames.shape == (8, 224, 224, 3) and frames.float().std() > 10  # a face, not a blank frame

@@ -1,0 +1,148 @@
+"""The model's steps: positions, masking, patch order, forward terms per ablation row, stage 2."""
+import pytest
+import torch
+
+from mavil_lite.encoder import sincos_pos_embed
+from mavil_lite.masking import num_visible, random_masking
+from mavil_lite.model import MAViLConfig, create_model, model_config
+
+# Smaller than "tiny" so each test runs in well under a second.
+MINI = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,
+            fusion_depth=1, decoder_dim=48, decoder_depth=1, decoder_heads=2, contrast_dim=16)
+
+
+def mini(**overrides):
+    torch.manual_seed(0)
+    return create_model("tiny", **{**MINI, **overrides})
+
+
+def batch(b=4):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(b, 1, 64, 32, generator=g), torch.randn(b, 3, 4, 32, 32, generator=g)
+
+
+def test_sincos_pos_embed_shapes_and_cls_row():
+    audio = sincos_pos_embed((64, 8), 768)
+    video = sincos_pos_embed((4, 14, 14), 768)
+    assert audio.shape == (1, 513, 768) and video.shape == (1, 785, 768)
+    assert torch.count_nonzero(audio[0, 0]) == 0
+    # every position distinct; neighbours along time closer than far-apart positions
+    assert torch.unique(video[0, 1:], dim=0).shape[0] == 784
+    tokens = audio[0, 1:]
+    assert (tokens[0] - tokens[8]).norm() < (tokens[0] - tokens[8 * 40]).norm()
+    with pytest.raises(ValueError, match="width"):
+        sincos_pos_embed((4, 14, 14), 100)
+
+
+def test_random_masking_keeps_the_right_tokens():
+    tokens = torch.arange(2 * 10, dtype=torch.float32).reshape(2, 10, 1).expand(-1, -1, 3)  # (B, N, D)
+    masked = random_masking(tokens, 0.8, torch.Generator().manual_seed(0))
+    assert masked.visible.shape == (2, 2, 3) and num_visible(10, 0.8) == 2
+    assert masked.mask.sum(dim=1).tolist() == [8.0, 8.0]
+    for b in range(2):
+        visible_positions = (masked.mask[b] == 0).nonzero().flatten()
+        assert sorted(masked.visible[b, :, 0].tolist()) == tokens[b, visible_positions, 0].tolist()
+        shuffled = torch.cat([masked.visible[b], tokens[b, masked.mask[b].bool()]])  # any order of the masked
+        assert shuffled.shape == (10, 3)
+    with pytest.raises(ValueError):
+        num_visible(10, 1.0)
+
+
+@pytest.mark.parametrize("modality", ["audio", "video"])
+def test_patchify_matches_the_patch_embedding_token_order(modality):
+    model = mini()
+    audio, video = batch(2)
+    x = audio if modality == "audio" else video
+    encoder = model.encoders[modality]
+    patches = model.patchify(modality, x)  # (B, N, P)
+    weight = encoder.patch_embed.proj.weight  # (D, C, *patch)
+    weight = weight.flatten(2).transpose(1, 2).flatten(1) if modality == "audio" else \
+        weight.permute(0, 2, 3, 4, 1).flatten(1)  # (D, P) in patchify's (patch..., C) order
+    by_linear = patches @ weight.t() + encoder.patch_embed.proj.bias
+    by_conv = encoder.embed(x) - encoder.pos_embed[:, 1:]
+    torch.testing.assert_close(by_linear, by_conv, atol=1e-4, rtol=1e-4)
+    assert torch.equal(model.unpatchify(modality, patches), x)
+
+
+@pytest.mark.parametrize("overrides, terms", [
+    (dict(modalities=("audio",)), {"recon_audio"}),
+    (dict(modalities=("video",)), {"recon_video"}),
+    (dict(), {"recon_audio", "recon_video"}),
+    (dict(inter_contrast_weight=0.1), {"recon_audio", "recon_video", "inter"}),
+    (dict(inter_contrast_weight=0.1, intra_contrast_weight=0.1),
+     {"recon_audio", "recon_video", "inter", "intra_audio", "intra_video"}),
+])
+def test_each_ablation_row_is_a_configuration(overrides, terms):
+    model = mini(**overrides)
+    audio, video = batch()
+    out = model(audio, video)
+    assert set(k for k in out if k not in ("loss", "preds", "mask")) == terms
+    weights = {"inter": 0.1, "intra_audio": 0.1, "intra_video": 0.1}
+    expected = sum(weights.get(k, 1.0) * out[k] for k in terms)
+    torch.testing.assert_close(out["loss"], expected)
+    if "recon_audio" in terms:
+        assert out["preds"]["audio"].shape == (4, 8, 256) and out["mask"]["audio"].sum(1).eq(7).all()
+    if "recon_video" in terms:
+        assert out["preds"]["video"].shape == (4, 8, 3 * 2 * 16 * 16)
+
+
+def test_reconstruction_ignores_visible_patches():
+    model = mini(norm_pix_loss=False)
+    audio, video = batch()
+    torch.manual_seed(3)
+    out = model(audio, video)
+    mask = out["mask"]["audio"]  # (B, N)
+    # Change the audio input only inside visible patches: targets change there, the loss must not
+    # (the encoder input changes too, so compare the loss function directly on fixed predictions).
+    from mavil_lite.losses import masked_reconstruction_loss
+    target = model.patchify("audio", audio)
+    changed = target + 5.0 * (1 - mask).unsqueeze(-1)
+    pred = out["preds"]["audio"].detach()
+    torch.testing.assert_close(masked_reconstruction_loss(pred, target, mask),
+                               masked_reconstruction_loss(pred, changed, mask))
+    assert masked_reconstruction_loss(pred, target + mask.unsqueeze(-1), mask) > masked_reconstruction_loss(pred, target, mask)
+
+
+def test_stage2_student_regresses_a_frozen_teacher():
+    teacher = mini(inter_contrast_weight=0.1).eval()
+    student = mini(target="teacher", inter_contrast_weight=0.1)
+    audio, video = batch()
+    with pytest.raises(ValueError, match="teacher"):
+        student(audio, video)
+    targets = teacher.fused_targets(audio, video)
+    assert targets["audio"].shape == (4, 8, 48) and targets["video"].shape == (4, 8, 48)
+    torch.testing.assert_close(targets["audio"].mean(-1), torch.zeros(4, 8), atol=1e-5, rtol=0)
+    out = student(audio, video, teacher=teacher)
+    assert out["preds"]["audio"].shape == (4, 8, 48)
+    out["loss"].backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert student.decoders["audio"].pred.weight.grad.abs().sum() > 0
+
+
+def test_a_few_steps_fit_a_fixed_batch():
+    model = mini(inter_contrast_weight=0.1, intra_contrast_weight=0.1)
+    audio, video = batch(8)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for step in range(30):
+        torch.manual_seed(step)
+        out = model(audio, video)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_model_sizes_and_config_validation():
+    base = model_config("base")
+    assert (base.dim, base.audio_depth, base.video_depth, base.num_heads, base.fusion_depth) == (768, 12, 12, 12, 2)
+    assert base.audio_size == (1024, 128) and base.video_size == (8, 224, 224) and base.mask_ratio == 0.8
+    tiny = create_model("tiny", with_decoders=False)
+    assert tiny.encoders["audio"].num_patches == 24 * 4 and tiny.encoders["video"].num_patches == 2 * 4 * 4
+    with pytest.raises(ValueError, match="size"):
+        model_config("huge")
+    with pytest.raises(ValueError, match="both modalities"):
+        MAViLConfig(modalities=("audio",), inter_contrast_weight=0.1)
+    with pytest.raises(ValueError, match="video"):
+        mini(modalities=("audio", "video"))(audio=batch()[0])
