@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	mkdir -p $(OUT)
 	$(BIN)/papermill reproduce/table_ablation.ipynb $(OUT)/table_ablation.ipynb \
 		-p preset $(PRESET) -p out_dir $(OUT) --cwd . --log-output --no-progress-bar
 	@cat $(OUT)/table.md
