@@ -28,7 +28,7 @@ from .dataset import ClipTensors
 from .model import MAViL
 from .presets import RunPreset
 from .pretrain import pretrain
-from .probe import embed_clips, is_multilabel, linear_probe
+from .probe import embed_dataset, is_multilabel, linear_probe
 from .tables import paper_ablation
 
 
@@ -60,15 +60,10 @@ def ablation_runs(preset: RunPreset) -> dict[int, list[Run]]:
 
 def probe_model(model: MAViL, train: ClipTensors, test: ClipTensors, device="cpu", seed: int = 0, progress=True) -> dict[str, dict]:
     """Linear-probe each of the model's modalities: ``{modality: linear_probe result}``."""
-    model.eval()
     results = {}
     for m in model.modalities:
-        def embed_fn(index, clips):
-            audio, video, _ = clips.batch(index)
-            return model.embed(m, (audio if m == "audio" else video).to(device)).float().cpu()
-
-        x_train = embed_clips(lambda i: embed_fn(i, train), train, progress=progress)
-        x_test = embed_clips(lambda i: embed_fn(i, test), test, progress=progress)
+        x_train = embed_dataset(model, train, m, device, progress=progress)
+        x_test = embed_dataset(model, test, m, device, progress=progress)
         results[m] = linear_probe(x_train, train.targets, x_test, test.targets, is_multilabel(train.targets), seed=seed)
     return results
 

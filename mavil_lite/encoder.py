@@ -23,6 +23,17 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
 
+def token_grid(input_size: Sequence[int], patch_size: Sequence[int]) -> tuple[int, ...]:
+    """The token grid a patch (audio) or tubelet (video) embedding cuts an input into.
+
+    ``(1024, 128)`` by ``(16, 16)`` -> ``(64, 8)``: 512 audio tokens; ``(8, 224, 224)`` by ``(2, 16, 16)``
+    -> ``(4, 14, 14)``: 784 video tokens. Raises if the input is not a whole number of patches.
+    """
+    if len(input_size) != len(patch_size) or any(s % p for s, p in zip(input_size, patch_size)):
+        raise ValueError(f"input {tuple(input_size)} is not a whole number of patches {tuple(patch_size)}")
+    return tuple(s // p for s, p in zip(input_size, patch_size))
+
+
 def sincos_1d(length: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
     """MAE's 1-D sin-cos table: ``(length, dim)``, first half sines, second half cosines."""
     omega = 1.0 / temperature ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))  # (dim/2,)

@@ -97,3 +97,45 @@ def from_public_mavil(
         raise ValueError("shape mismatch (check audio_size / video_size):\n  " + "\n  ".join(mismatched))
     model.load_state_dict(ours, strict=True)
     return model.eval()
+
+
+# our-name regex -> public name: the inverse of _PUBLIC_TO_OURS, for the parts the public format has.
+_OURS_TO_PUBLIC = [
+    (r"^encoders\.audio\.cls_token$", "cls_token"),
+    (r"^encoders\.audio\.pos_embed$", "pos_embed"),
+    (r"^encoders\.audio\.patch_embed\.(.+)$", "patch_embed.{}"),
+    (r"^encoders\.audio\.blocks\.(.+)$", "blocks.{}"),
+    (r"^encoders\.video\.cls_token$", "cls_token_v"),
+    (r"^encoders\.video\.pos_embed$", "pos_embed_v"),
+    (r"^encoders\.video\.patch_embed\.(.+)$", "patch_embed_v.{}"),
+    (r"^encoders\.video\.blocks\.(.+)$", "blocks_v.{}"),
+    (r"^fusion\.(.+)$", "blocks_av.{}"),
+    (r"^(fc_norm_av\..+|head_av\..+)$", "{}"),
+]
+
+
+def ours_to_public(key: str) -> str | None:
+    """The public checkpoint key for one of our parameter names, or None for parts the format lacks
+    (decoders and contrastive projections, which only pre-training uses)."""
+    for pattern, template in _OURS_TO_PUBLIC:
+        match = re.match(pattern, key)
+        if match:
+            return template.format(*match.groups())
+    return None
+
+
+def to_public_state_dict(model: MAViL) -> dict[str, torch.Tensor]:
+    """Export a model's encoders, fusion blocks and A+V head under the public MAViL key names.
+
+    The result loads with :func:`from_public_mavil` (given the model's ``num_heads`` and input sizes), so a
+    kit-trained model travels in the same format as the released MAViL-Base checkpoints. Needs both
+    modalities: the public format has no single-modality variant.
+    """
+    if set(model.modalities) != {"audio", "video"}:
+        raise ValueError(f"the public format holds an audio-video model; this one has {model.modalities}")
+    exported = {}
+    for key, value in model.state_dict().items():
+        public = ours_to_public(key)
+        if public is not None:
+            exported[public] = value.detach().clone()
+    return exported

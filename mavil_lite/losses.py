@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .distributed import gather_with_grad, rank
+
 
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Per-patch zero mean, unit variance (MAE's ``norm_pix_loss`` target). ``(B, N, P)`` -> same shape."""
@@ -38,13 +40,17 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torc
     """Symmetric InfoNCE: row i of ``query`` should match row i of ``key`` among all rows of the batch.
 
     query, key: ``(B, D)``. Both directions (query->key and key->query) are averaged, so for the
-    inter-modal loss audio->video and video->audio count equally.
+    inter-modal loss audio->video and video->audio count equally. Under torch.distributed the
+    negatives are the whole global batch: each process scores its own rows against every process's
+    rows, and averaging over processes gives exactly the single-process loss of the global batch.
     """
     query = F.normalize(query, dim=-1)
     key = F.normalize(key, dim=-1)
-    logits = query @ key.t() / temperature  # (B, B) cosine similarities
-    labels = torch.arange(query.shape[0], device=query.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+    all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
+    labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
+    query_to_key = query @ all_keys.t() / temperature  # (B, world * B) cosine similarities
+    key_to_query = key @ all_queries.t() / temperature
+    return 0.5 * (F.cross_entropy(query_to_key, labels) + F.cross_entropy(key_to_query, labels))
 
 
 def teacher_targets(teacher_tokens: torch.Tensor) -> torch.Tensor:

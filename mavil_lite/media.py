@@ -10,7 +10,10 @@ Video (as MAViL's public inference code): `video_frames` frames sampled at `vide
 resized to frame_size x frame_size without cropping, scaled to [0, 1] and normalised with the ImageNet statistics.
 A clip shorter than the window is repeated until the window is full.
 
-Only the frames that are used are decoded (decord seeks to them), which matters for long clips.
+Only the frames that are used are decoded (decord seeks to them, each distinct frame once, in file order), which
+matters for long clips. Frames are picked by their presentation timestamps (read from the container's index, no
+decoding), so a variable frame rate samples the right moments. Training draws a random window inside the clip;
+evaluation uses the window at `start_s` (0 by default, as the public inference code).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ AUDIOSET_STD = 4.5689974
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FBANK_WINDOW_SAMPLES_AT_16K = 400  # 25 ms: the shortest waveform that yields one fbank frame
+FBANK_SHIFT_SAMPLES_AT_16K = 160  # 10 ms between fbank frames
 
 
 @dataclass
@@ -77,7 +81,8 @@ def load_waveform(path: str | Path, sample_rate: int = 16000) -> Tensor:
     try:
         # decord resamples (libswresample) and mixes the channels down while decoding
         reader = decord.AudioReader(str(path), sample_rate=sample_rate, mono=True)
-        samples = _to_numpy(reader[:])  # (1, samples)
+        # the decoded (1, samples) array itself: the public reader[:] first builds a list of every sample index
+        samples = reader._array if isinstance(getattr(reader, "_array", None), np.ndarray) else _to_numpy(reader[:])
     except (decord.DECORDError, RuntimeError) as error:
         raise _explain_failure(path, "audio", error) from None
     if samples.shape[-1] == 0:
@@ -86,18 +91,31 @@ def load_waveform(path: str | Path, sample_rate: int = 16000) -> Tensor:
     return waveform - waveform.mean()
 
 
+def kaldi_fbank(waveform: Tensor, spec: FeatureSpec) -> Tensor:
+    """(1, samples) waveform at 16 kHz -> (frames, spec.mel_bins) log-mel fbank of the sound itself, no padding.
+
+    At most spec.audio_frames frames: the waveform is cut first, so a long clip costs no more than the window.
+    """
+    if waveform.shape[-1] < FBANK_WINDOW_SAMPLES_AT_16K:
+        # shorter than one analysis window: pad with silence so a near-empty clip still gives one frame
+        waveform = torch.nn.functional.pad(waveform, (0, FBANK_WINDOW_SAMPLES_AT_16K - waveform.shape[-1]))
+    needed = FBANK_WINDOW_SAMPLES_AT_16K + (spec.audio_frames - 1) * FBANK_SHIFT_SAMPLES_AT_16K
+    return torchaudio.compliance.kaldi.fbank(
+        waveform[..., :needed], htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
+        num_mel_bins=spec.mel_bins, dither=0.0, frame_shift=10)  # (frames, mel_bins)
+
+
+def pad_or_crop(fbank: Tensor, num_frames: int) -> Tensor:
+    """(frames, F) -> (num_frames, F): zero rows appended in time, or the end cut off."""
+    missing = num_frames - fbank.shape[0]
+    if missing > 0:
+        fbank = torch.nn.functional.pad(fbank, (0, 0, 0, missing))
+    return fbank[:num_frames]
+
+
 def waveform_to_fbank(waveform: Tensor, spec: FeatureSpec) -> Tensor:
     """(1, samples) waveform at 16 kHz -> (spec.audio_frames, spec.mel_bins) log-mel fbank, not normalised."""
-    if waveform.shape[-1] < FBANK_WINDOW_SAMPLES_AT_16K:
-        # shorter than one analysis window: pad with silence so a near-empty clip still gives a (padded) fbank
-        waveform = torch.nn.functional.pad(waveform, (0, FBANK_WINDOW_SAMPLES_AT_16K - waveform.shape[-1]))
-    fbank = torchaudio.compliance.kaldi.fbank(
-        waveform, htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
-        num_mel_bins=spec.mel_bins, dither=0.0, frame_shift=10)  # (frames, mel_bins)
-    missing = spec.audio_frames - fbank.shape[0]
-    if missing > 0:
-        fbank = torch.nn.functional.pad(fbank, (0, 0, 0, missing))  # zero rows appended in time
-    return fbank[:spec.audio_frames]
+    return pad_or_crop(kaldi_fbank(waveform, spec), spec.audio_frames)
 
 
 def normalize_fbank(fbank: Tensor, mean: float = AUDIOSET_MEAN, std: float = AUDIOSET_STD) -> Tensor:
@@ -108,7 +126,8 @@ def normalize_fbank(fbank: Tensor, mean: float = AUDIOSET_MEAN, std: float = AUD
 def frame_indices(num_source_frames: int, source_fps: float, spec: FeatureSpec, start_s: float = 0.0) -> list[int]:
     """The source frame numbers of the spec.video_frames frames taken at spec.video_fps from start_s.
 
-    Indices past the end wrap around, so a short clip repeats (as MAViL's public inference code does).
+    Assumes a constant frame rate. Indices past the end wrap around, so a short clip repeats (as MAViL's public
+    inference code does).
     """
     if num_source_frames <= 0:
         raise ValueError("the video has no frames")
@@ -117,19 +136,110 @@ def frame_indices(num_source_frames: int, source_fps: float, spec: FeatureSpec, 
     return [int(index) for index in np.mod(indices, num_source_frames)]
 
 
-def load_frames(path: str | Path, spec: FeatureSpec, start_s: float = 0.0) -> Tensor:
-    """Decode the sampled frames only: uint8 (spec.video_frames, frame_size, frame_size, 3), RGB."""
+def _uneven(intervals: np.ndarray) -> bool:
+    """Whether frame intervals differ by more than the rounding of a container's time base."""
+    if len(intervals) < 2:
+        return False
+    return float(intervals.max() - intervals.min()) > max(0.002, 0.1 * float(np.median(intervals)))
+
+
+@dataclass
+class FrameTiming:
+    """When a video's frames are shown, from the container's index (no frame is decoded to learn it)."""
+    starts_s: np.ndarray  # (frames,) presentation time of each frame, the first at 0
+    duration_s: float     # until the last frame stops being shown
+    seekable: bool = True  # False when the index has no timestamps: decord's seeks then land on frame 0
+
+    @property
+    def frame_durations_s(self) -> np.ndarray:
+        """(frames - 1,) how long each frame but the last is shown."""
+        return np.diff(self.starts_s)
+
+    @property
+    def is_variable_rate(self) -> bool:
+        """True when frames are not evenly spaced (beyond the rounding of the container's time base)."""
+        return _uneven(self.frame_durations_s)
+
+    def indices_at(self, times_s: np.ndarray) -> np.ndarray:
+        """(K,) frame numbers shown at times (K,) seconds; times past the end wrap around (the clip repeats)."""
+        wrapped = np.mod(times_s, self.duration_s)
+        # the frame on screen at t is the last one that started at or before t (1 us absorbs float rounding)
+        return np.clip(np.searchsorted(self.starts_s, wrapped + 1e-6, side="right") - 1, 0, len(self.starts_s) - 1)
+
+
+def frame_timing(reader: decord.VideoReader) -> FrameTiming:
+    """The presentation times of every frame of an open decord reader: exact for variable frame rates too."""
+    stamps = reader.get_frame_timestamp(range(len(reader)))  # (frames, 2): start and end second of each frame
+    starts = stamps[:, 0] - stamps[0, 0]
+    later = np.diff(starts[1:])  # every interval but the first: for AVI, decord puts all later frames one frame late
+    if len(later) > 0 and later.min() > 0 and not _uneven(later):
+        # constant rate: an even grid at that rate (fixing the first frame's time) is what the container means
+        period = float(np.median(later))
+        return FrameTiming(np.arange(len(starts)) * period, len(starts) * period)
+    if len(starts) > 1 and np.all(np.diff(starts) > 0):
+        # the last frame lasts as long as the index says, and at least as long as the one before it (muxers often
+        # give the last sample a default duration, which would make a variable-rate clip end early)
+        end = float(stamps[-1, 1] - stamps[0, 0])
+        return FrameTiming(starts, max(end, float(2 * starts[-1] - starts[-2])))
+    # no usable timestamps (MPEG program streams, a single frame): the average rate the container declares
+    fps = reader.get_avg_fps() or 25.0
+    return FrameTiming(np.arange(len(reader)) / fps, len(reader) / fps, seekable=len(reader) == 1)
+
+
+def window_times(spec: FeatureSpec, start_s: float = 0.0) -> np.ndarray:
+    """(spec.video_frames,) the times at which the window samples a frame."""
+    return start_s + np.arange(spec.video_frames) / spec.video_fps
+
+
+def random_window_start(duration_s: float, spec: FeatureSpec, rng: np.random.Generator) -> float:
+    """A uniformly random window start that keeps the window inside the clip (0 when the clip is shorter)."""
+    window_s = spec.video_frames / spec.video_fps
+    return float(rng.uniform(0.0, max(0.0, duration_s - window_s)))
+
+
+def open_video(path: str | Path, spec: FeatureSpec, num_threads: int = 0) -> decord.VideoReader:
+    """A decord reader that scales frames to the spec's size while decoding (full-size frames never exist).
+
+    num_threads: decoder threads, 0 = as many as cores; give 1 in worker processes, which are the parallelism.
+    """
     path = _existing(path)
     try:
-        # decord scales while decoding, so full-size frames are never materialised
-        reader = decord.VideoReader(str(path), width=spec.frame_size, height=spec.frame_size)
-        indices = frame_indices(len(reader), reader.get_avg_fps(), spec, start_s)
-        frames = _to_numpy(reader.get_batch(indices))  # (video_frames, frame_size, frame_size, 3)
-    except (decord.DECORDError, RuntimeError) as error:
+        return decord.VideoReader(str(path), width=spec.frame_size, height=spec.frame_size, num_threads=num_threads)
+    except (decord.DECORDError, RuntimeError, AssertionError) as error:
         raise _explain_failure(path, "video", error) from None
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8))
+
+
+def read_window(reader: decord.VideoReader, timing: FrameTiming, spec: FeatureSpec, start_s: float,
+                path: str | Path) -> Tensor:
+    """Decode the window's frames only: uint8 (spec.video_frames, H, W, 3), RGB.
+
+    Each distinct frame is decoded once, in file order: a repeated short clip asks for the same frames again and
+    going backwards would make decord seek back to a key frame.
+    """
+    indices = timing.indices_at(window_times(spec, start_s))  # (video_frames,)
+    distinct, position = np.unique(indices, return_inverse=True)  # sorted distinct frames, where each goes
+    try:
+        if timing.seekable:
+            frames = _to_numpy(reader.get_batch(distinct.tolist()))  # (distinct, H, W, 3)
+        else:  # decode in order up to the last frame needed, as seeking would return frame 0
+            frames = _to_numpy(reader.get_batch(list(range(distinct[-1] + 1))))[distinct]  # (distinct, H, W, 3)
+    except (decord.DECORDError, RuntimeError) as error:
+        raise ValueError(f"{path}: could not decode video frames {distinct.tolist()} ({error})") from None
+    return torch.from_numpy(np.ascontiguousarray(frames[position], dtype=np.uint8))
+
+
+def load_frames(path: str | Path, spec: FeatureSpec, start_s: float = 0.0, rng: np.random.Generator | None = None,
+                num_threads: int = 0) -> Tensor:
+    """Decode the sampled frames only: uint8 (spec.video_frames, frame_size, frame_size, 3), RGB.
+
+    Frames are picked by their timestamps, so a variable frame rate still samples the right moments. The window
+    starts at start_s, or at a random time inside the clip when rng is given (training windows).
+    """
+    reader = open_video(path, spec, num_threads)
+    timing = frame_timing(reader)
+    if rng is not None:
+        start_s = random_window_start(timing.duration_s, spec, rng)
+    return read_window(reader, timing, spec, start_s, path)
 
 
 def frames_to_tensor(frames: Tensor) -> Tensor:
@@ -143,3 +253,41 @@ def frames_to_tensor(frames: Tensor) -> Tensor:
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
     channels_first = frames.movedim(-1, -4)  # (..., T, H, W, 3) -> (..., 3, T, H, W)
     return (channels_first.float() / 255.0 - mean) / std
+
+
+def tensor_to_frames(video: Tensor) -> Tensor:
+    """Inverse of :func:`frames_to_tensor`, for looking at model inputs and outputs.
+
+    float (3, T, H, W) -> uint8 (T, H, W, 3), or a batch (B, 3, T, H, W) -> (B, T, H, W, 3). Values are
+    un-normalised with the ImageNet statistics and clipped to [0, 255] (a reconstruction may overshoot).
+    """
+    if video.dim() not in (4, 5) or video.shape[-4] != 3:
+        raise ValueError(f"expected (3, T, H, W) or (B, 3, T, H, W) video, got shape {tuple(video.shape)}")
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
+    pixels = (video.detach().float().cpu() * std + mean) * 255.0
+    return pixels.round().clamp(0, 255).to(torch.uint8).movedim(-4, -1)  # (..., 3, T, H, W) -> (..., T, H, W, 3)
+
+
+def sampled_frame_times(path: str | Path, spec: FeatureSpec, start_s: float = 0.0) -> list[float]:
+    """When each frame that ``load_frames(path, spec, start_s)`` returns is shown in the source video, in seconds.
+
+    The presentation times of the frames the window picks (:meth:`FrameTiming.indices_at`), so a short clip
+    that wraps around shows its repeated times, and a variable frame rate its real ones.
+    """
+    reader = open_video(path, spec)
+    timing = frame_timing(reader)
+    indices = timing.indices_at(window_times(spec, start_s))  # (video_frames,)
+    return [float(timing.starts_s[index]) for index in indices]
+
+
+def fbank_statistics(paths: list[str | Path], spec: FeatureSpec) -> tuple[float, float]:
+    """Mean and standard deviation of the log-mel fbank values over some clips (before normalisation).
+
+    What a new dataset computes in place of the AudioSet statistics (``spec.audio_mean``, ``spec.audio_std``).
+    Only the frames the sound fills count (:func:`kaldi_fbank`, no padding): padding zeros are not log energies.
+    """
+    if not paths:
+        raise ValueError("no clips to compute fbank statistics from")
+    values = torch.cat([kaldi_fbank(load_waveform(path, spec.sample_rate), spec).flatten() for path in paths])
+    return float(values.mean()), float(values.std())

@@ -133,14 +133,26 @@ class MAViL(nn.Module):
         return torch.einsum("bthwupqc->bctuhpwq", x).reshape(b, 3, t, h, w)
 
     # ----------------------------------------------------------------------------------- steps
+    def mask_noise(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Masking scores for a batch: ``(views * B, N)`` per modality, views = 2 with intra-modal contrast.
+
+        Rows ``[0, B)`` mask the first view and ``[B, 2B)`` the second; a distributed run draws them for
+        the global batch and gives each process its rows with :func:`~mavil_lite.masking.rows_of_batch`.
+        """
+        views = 2 if self.config.intra_contrast_weight else 1
+        return {m: torch.rand(views, batch_size, self.encoders[m].num_patches, generator=generator).flatten(0, 1)
+                for m in self.modalities}  # (views, B, N) -> (views * B, N)
+
     def forward_encoder(
-        self, inputs: dict[str, torch.Tensor], mask_ratio: float, two_views: bool = False, generator=None
+        self, inputs: dict[str, torch.Tensor], mask_ratio: float, two_views: bool = False,
+        noise: dict[str, torch.Tensor] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, Masked], dict[str, torch.Tensor]]:
         """Mask and encode each modality.
 
         Returns (tokens, masking, second-view tokens): tokens ``(B, 1 + n_visible, dim)`` per modality;
         with ``two_views`` a second, independently masked view is encoded in the same batched pass
         (the batch is doubled rather than running the encoder twice) for the intra-modal loss.
+        ``noise`` (see :meth:`mask_noise`) fixes the masks; by default they are drawn at random.
         """
         tokens, masking, second_view = {}, {}, {}
         for m, x in inputs.items():
@@ -148,7 +160,8 @@ class MAViL(nn.Module):
             batch = patches.shape[0]
             if two_views:
                 patches = torch.cat([patches, patches], dim=0)  # (2B, N, dim): two masks, one pass
-            masked = random_masking(patches, mask_ratio, generator) if mask_ratio > 0 else unmasked(patches)
+            m_noise = None if noise is None else noise[m].to(patches.device)
+            masked = random_masking(patches, mask_ratio, m_noise) if mask_ratio > 0 else unmasked(patches)
             encoded = self.encoders[m].forward_blocks(masked.visible)  # (B or 2B, 1 + n, dim)
             tokens[m] = encoded[:batch]
             masking[m] = Masked(*(t[:batch] for t in masked))
@@ -206,7 +219,7 @@ class MAViL(nn.Module):
         video: torch.Tensor | None = None,
         teacher: "MAViL | None" = None,
         mask_ratio: float | None = None,
-        generator: torch.Generator | None = None,
+        noise: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         """One pre-training step's forward: audio ``(B, 1, T, F)``, video ``(B, 3, frames, H, W)``.
 
@@ -220,7 +233,7 @@ class MAViL(nn.Module):
             raise ValueError("a stage-2 model (target='teacher') needs a teacher model")
         targets = teacher.fused_targets(**inputs) if teacher is not None else None
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        tokens, masking, second_view = self.forward_encoder(inputs, ratio, bool(self.config.intra_contrast_weight), generator)
+        tokens, masking, second_view = self.forward_encoder(inputs, ratio, bool(self.config.intra_contrast_weight), noise)
         fused = self.forward_fusion(tokens)
         preds = self.forward_decoder(fused, masking)
         out: dict[str, Any] = self.forward_loss(inputs, preds, masking, tokens, second_view, targets)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .media import FeatureSpec
 from .model import MAViLConfig, model_config
-from .pretrain import PretrainConfig
+from .engine import TrainConfig
 
 # What each model size eats; the audio/video sizes must match the model's input sizes.
 FEATURES = {
@@ -35,7 +35,7 @@ class RunPreset:
     name: str
     model: str  # a size of mavil_lite.model.MODEL_SIZES
     synthetic_clips: int  # clips generated when data="synthetic"
-    pretrain: PretrainConfig
+    pretrain: TrainConfig
     inter_contrast_weight: float = 0.01  # [CAV-MAE] [choice]
     intra_contrast_weight: float = 0.01  # [choice]
     stage2_iterations: int = 1  # the paper's row 5 is iteration 1 (stage-1 model as teacher)
@@ -51,19 +51,19 @@ class RunPreset:
 
 PRESETS = {
     "smoke": RunPreset("smoke", "tiny", synthetic_clips=40,
-                       pretrain=PretrainConfig(epochs=1, batch_size=16, base_lr=8e-3, warmup_epochs=0)),
+                       pretrain=TrainConfig(epochs=1, batch_size=16, base_lr=8e-3, warmup_epochs=0)),
     "cpu": RunPreset("cpu", "tiny", synthetic_clips=600,
-                     pretrain=PretrainConfig(epochs=20, batch_size=32, base_lr=8e-3, warmup_epochs=3)),
+                     pretrain=TrainConfig(epochs=20, batch_size=32, base_lr=8e-3, warmup_epochs=3)),
     "gpu": RunPreset("gpu", "small", synthetic_clips=4000,
-                     pretrain=PretrainConfig(epochs=100, batch_size=64, base_lr=1.5e-4 * 8, warmup_epochs=10, bf16=True)),
+                     pretrain=TrainConfig(epochs=100, batch_size=64, base_lr=1.5e-4 * 8, warmup_epochs=10, bf16=True)),
     # AudioMAE's AS-2M recipe (blr 2e-4, batch 512, 32 epochs, 3 warm-up) [AudioMAE] [choice]
     "paper": RunPreset("paper", "base", synthetic_clips=20000,
-                       pretrain=PretrainConfig(epochs=32, batch_size=512, base_lr=2e-4, warmup_epochs=3, bf16=True)),
+                       pretrain=TrainConfig(epochs=32, batch_size=512, base_lr=2e-4, warmup_epochs=3, bf16=True)),
 }
 
 
 def get_preset(name: str, **pretrain_overrides: Any) -> RunPreset:
-    """The named preset, optionally with some :class:`PretrainConfig` fields changed (e.g. ``epochs=2``)."""
+    """The named preset, optionally with some :class:`TrainConfig` fields changed (e.g. ``epochs=2``)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {list(PRESETS)}")
     preset = PRESETS[name]

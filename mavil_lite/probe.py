@@ -65,6 +65,7 @@ def linear_probe(
     test_y: ArrayLike,
     multilabel: bool,
     seed: int = 0,
+    return_scores: bool = False,
 ) -> dict:
     """Fit StandardScaler + logistic regression on frozen training embeddings and score the test set.
 
@@ -77,10 +78,12 @@ def linear_probe(
         multilabel: True -> one-vs-rest binary regressions scored with mAP; False -> multinomial regression on
             the argmax class, scored with accuracy. `is_multilabel(train_y)` picks it from the data.
         seed: random state of the solver (lbfgs is deterministic; kept so the call is reproducible by contract).
+        return_scores: also return the test clips' class scores, to rank, threshold or inspect them.
 
     Returns:
         {'metric': 'mAP' or 'accuracy', 'value': float in [0, 1], 'classes_dropped': test classes with no
-         positive (mAP only; 0 for accuracy), 'n_train': N_train, 'n_test': N_test}.
+         positive (mAP only; 0 for accuracy), 'n_train': N_train, 'n_test': N_test}, and with
+        `return_scores` 'scores': (N_test, C) probabilities (a class never seen in training scores 0).
 
     Raises:
         ValueError: on inconsistent shapes, or when the training set has fewer than two classes.
@@ -135,13 +138,21 @@ def linear_probe(
         value = accuracy_score(test_classes, model.predict(test_x_np))
         classes_dropped = 0
         metric = "accuracy"
-    return {
+    result = {
         "metric": metric,
         "value": float(value),
         "classes_dropped": int(classes_dropped),
         "n_train": int(len(train_x_np)),
         "n_test": int(len(test_x_np)),
     }
+    if return_scores:
+        if multilabel:
+            result["scores"] = scores
+        else:
+            num_classes = test_y_np.shape[1] if test_y_np.ndim == 2 else int(max(test_y_np.max(), fit_targets.max())) + 1
+            result["scores"] = np.zeros((len(test_x_np), num_classes))
+            result["scores"][:, model.classes_] = model.predict_proba(test_x_np)  # columns of the seen classes
+    return result
 
 
 @torch.no_grad()
@@ -178,3 +189,36 @@ def embed_clips(
             raise ValueError(f"embed_fn must return a (B={len(batch_indices)}, D) tensor, got {shape}")
         batches.append(embeddings.detach().cpu())
     return torch.cat(batches)
+
+
+EMBEDDING_KINDS = ("audio", "video", "av", "audio_contrast", "video_contrast")
+
+
+@torch.no_grad()
+def embed_dataset(model, clips, kind: str, device: str | torch.device = "cpu", batch_size: int = 64,
+                  progress: bool = False) -> torch.Tensor:
+    """One embedding per clip of a :class:`~mavil_lite.dataset.ClipTensors`, from the frozen model: ``(N, D)``.
+
+    kind:
+        'audio' / 'video': that encoder's patch tokens, mean-pooled (the A and V heads' input), ``D = dim``;
+        'av': the fusion encoder's pooled audio and video parts, concatenated (the A+V head's), ``D = 2 dim``;
+        'audio_contrast' / 'video_contrast': the pooled tokens through the inter-modal projection, the space
+        where InfoNCE pulled a clip's audio and video together, ``D = contrast_dim``. A model trained without
+        inter-modal contrast has no such space, and then gets its pooled tokens (audio and video unaligned).
+    """
+    if kind not in EMBEDDING_KINDS:
+        raise ValueError(f"unknown embedding kind {kind!r}; choose from {EMBEDDING_KINDS}")
+    model.eval()
+
+    def embed_fn(index: torch.Tensor) -> torch.Tensor:
+        audio, video, _ = clips.batch(index)
+        audio, video = audio.to(device), video.to(device)
+        if kind == "av":
+            return model.encode(audio, video)["fusion_pooled"].float().cpu()
+        modality = kind.split("_")[0]
+        pooled = model.embed(modality, audio if modality == "audio" else video)  # (B, dim)
+        if kind.endswith("_contrast") and modality in getattr(model, "inter_proj", {}):
+            pooled = model.inter_proj[modality](pooled)  # (B, contrast_dim)
+        return pooled.float().cpu()
+
+    return embed_clips(embed_fn, clips, batch_size=batch_size, progress=progress)

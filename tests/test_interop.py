@@ -76,3 +76,30 @@ def test_errors_name_the_offending_keys(shared_dir):
         golden_model(golden, without)
     with pytest.raises(ValueError, match="pos_embed"):
         from_public_mavil(sd, num_heads=4, audio_size=(256, 64), video_size=golden["config"]["video"])
+
+
+def test_a_kit_model_exported_to_the_public_format_loads_back_unchanged():
+    from mavil_lite.interop import ours_to_public, to_public_state_dict
+
+    torch.manual_seed(0)
+    model = create_model("tiny", audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=2, video_depth=1,
+                         num_heads=2, fusion_depth=1, decoder_dim=48, decoder_depth=1, decoder_heads=2,
+                         inter_contrast_weight=0.01, num_classes=5).eval()
+    exported = to_public_state_dict(model)
+    assert "blocks_av.0.attn.qkv.weight" in exported and "head_av.weight" in exported and "cls_token_v" in exported
+    assert not any(k.startswith(("decoders", "inter_proj")) for k in exported)  # not part of the public format
+    assert all(public_to_ours(ours_to_public(k)) == k for k in model.state_dict() if ours_to_public(k))
+    loaded = from_public_mavil(exported, num_heads=2, audio_size=(64, 32), video_size=(4, 32, 32))
+    audio, video = torch.randn(2, 1, 64, 32), torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        ours, theirs = model.encode(audio, video), loaded.encode(audio, video)
+    for key in ("audio_tokens", "video_tokens", "fusion_tokens", "fusion_pooled", "logits"):
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+def test_the_base_model_exports_exactly_the_public_keys(shared_dir):
+    from mavil_lite.interop import to_public_state_dict
+
+    public = read_tsv(shared_dir / "reference" / "public_checkpoint_keys" / "mavil_base_pretrained.tsv")
+    model = create_model("base", fusion_depth=2, with_decoders=False)
+    assert {k: tuple(v.shape) for k, v in to_public_state_dict(model).items()} == public

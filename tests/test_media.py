@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchaudio
 
-from mavil_lite.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec,
+import media_files
+from mavil_lite.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec, FrameTiming,
                               frame_indices, frames_to_tensor, load_frames, load_waveform, normalize_fbank,
                               waveform_to_fbank)
 from mavil_lite.synthetic import write_mp4
@@ -151,3 +152,76 @@ def test_a_real_grid_clip_decodes_to_the_paper_shapes():
     assert torch.all(fbank[320:] == 0) and torch.all(fbank[:290] != 0)  # ~3 s of speech, then zero padding
     frames = load_frames(GRID / first["file"], spec)
     assert frames.shape == (8, 224, 224, 3) and frames.float().std() > 10  # a face, not a blank frame
+
+
+def test_tensor_to_frames_inverts_frames_to_tensor():
+    from mavil_lite.media import tensor_to_frames
+
+    frames = torch.randint(0, 256, (2, 4, 8, 8, 3), dtype=torch.uint8)
+    assert torch.equal(tensor_to_frames(frames_to_tensor(frames)), frames)
+    assert torch.equal(tensor_to_frames(frames_to_tensor(frames[0])), frames[0])
+    assert tensor_to_frames(frames_to_tensor(frames[0]) * 100).max() == 255  # overshoot is clipped
+    with pytest.raises(ValueError):
+        tensor_to_frames(torch.zeros(4, 8, 8, 3))
+
+
+def test_sampled_frame_times_are_the_loaded_frames_times(clip):
+    from mavil_lite.media import sampled_frame_times
+
+    spec = FeatureSpec(video_frames=4, video_fps=4.0, frame_size=64)  # 0, 0.25, 0.5, 0.75 s of an 8 fps clip
+    times = sampled_frame_times(clip, spec)
+    assert times == pytest.approx([0.0, 0.25, 0.5, 0.75], abs=1e-3)
+    assert frame_numbers(load_frames(clip, spec)) == [round(t * FPS) for t in times]
+    wrapped = sampled_frame_times(clip, FeatureSpec(video_frames=3, video_fps=1.0, frame_size=64), start_s=1.0)
+    assert wrapped == pytest.approx([1.0, 0.0, 1.0], abs=1e-3)  # a 2 s clip repeats
+
+
+def test_fbank_statistics_ignore_padding(clip):
+    from mavil_lite.media import fbank_statistics, kaldi_fbank
+
+    long_window = FeatureSpec(audio_frames=1024, mel_bins=64)  # 10.24 s: the 2 s clip would be mostly padding
+    mean, std = fbank_statistics([clip, clip], long_window)
+    own = kaldi_fbank(load_waveform(clip), long_window)
+    assert own.shape[0] < 300 and mean == pytest.approx(float(own.mean()), abs=1e-4)
+    assert std == pytest.approx(float(own.std()), rel=1e-3)
+    with pytest.raises(ValueError):
+        fbank_statistics([], long_window)
+
+
+CONTAINERS = [  # (extension, video codec, audio codec, frame rate): what people store clips as
+    ("mkv", "libx264", "aac", 8), ("webm", "libvpx-vp9", "libopus", 8), ("avi", "mpeg4", "mp3", 8),
+    ("mpg", "mpeg1video", "mp2", 25),  # MPEG-1 video allows only the broadcast frame rates
+]
+
+
+@pytest.mark.parametrize("extension, video_codec, audio_codec, fps", CONTAINERS)
+def test_common_containers_give_their_soundtrack_and_frames(tmp_path, extension, video_codec, audio_codec, fps):
+    rate = 48000 if audio_codec == "libopus" else 16000  # Opus runs at 48 kHz
+    frames = media_files.numbered_frames(32)  # 4 s at 8 fps, 1.28 s at 25 fps
+    path = media_files.write_media(tmp_path / f"clip.{extension}", frames, fps, [media_files.tone(1000, 2.0, rate)],
+                                   sample_rate=rate, video_codec=video_codec, audio_codec=audio_codec)
+    waveform = load_waveform(path)
+    assert waveform.shape[0] == 1 and abs(waveform.shape[1] - 32000) < 2400  # 2 s at 16 kHz, give or take codec delay
+    spectrum = torch.fft.rfft(waveform[0, 4000:28000]).abs()
+    assert abs(spectrum.argmax().item() * 16000 / 24000 - 1000) < 5  # the tone's pitch survives
+    quarter_seconds = FeatureSpec(video_frames=4, video_fps=4.0, frame_size=32)
+    expected = [int(time * fps) for time in (0.0, 0.25, 0.5, 0.75)]
+    assert media_files.frame_numbers(load_frames(path, quarter_seconds)) == expected
+
+
+@pytest.mark.parametrize("extension, codec", [("wav", "pcm_s16le"), ("flac", "flac")])
+def test_audio_files_are_read_directly(tmp_path, extension, codec):
+    path = media_files.write_wav(tmp_path / f"speech.{extension}", media_files.tone(440, 1.0, 8000), 8000, codec)
+    waveform = load_waveform(path)
+    assert waveform.shape == (1, 16000)  # resampled from 8 kHz, no codec delay in PCM or FLAC
+    spectrum = torch.fft.rfft(waveform[0]).abs()
+    assert abs(spectrum.argmax().item() - 440) <= 1  # 1 Hz per bin over 1 s
+
+
+def test_frame_timing_follows_timestamps_not_the_average_rate():
+    timing = FrameTiming(np.array([0.0, 0.1, 0.2, 1.0, 2.5]), duration_s=3.0)
+    assert timing.is_variable_rate
+    assert timing.indices_at(np.array([0.0, 0.15, 0.99, 1.0, 2.9, 3.05])).tolist() == [0, 1, 2, 3, 4, 0]
+    steady = FrameTiming(np.arange(10) / 25, duration_s=0.4)
+    assert not steady.is_variable_rate
+    assert steady.indices_at(np.array([0.0, 0.04, 0.2, 0.41])).tolist() == [0, 1, 5, 0]

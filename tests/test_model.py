@@ -36,7 +36,7 @@ def test_sincos_pos_embed_shapes_and_cls_row():
 
 def test_random_masking_keeps_the_right_tokens():
     tokens = torch.arange(2 * 10, dtype=torch.float32).reshape(2, 10, 1).expand(-1, -1, 3)  # (B, N, D)
-    masked = random_masking(tokens, 0.8, torch.Generator().manual_seed(0))
+    masked = random_masking(tokens, 0.8, torch.rand(2, 10, generator=torch.Generator().manual_seed(0)))
     assert masked.visible.shape == (2, 2, 3) and num_visible(10, 0.8) == 2
     assert masked.mask.sum(dim=1).tolist() == [8.0, 8.0]
     for b in range(2):
@@ -146,3 +146,12 @@ def test_model_sizes_and_config_validation():
         MAViLConfig(modalities=("audio",), inter_contrast_weight=0.1)
     with pytest.raises(ValueError, match="video"):
         mini(modalities=("audio", "video"))(audio=batch()[0])
+
+
+def test_token_grid_counts_the_papers_tokens():
+    from mavil_lite.encoder import token_grid
+
+    assert token_grid((1024, 128), (16, 16)) == (64, 8)
+    assert token_grid((8, 224, 224), (2, 16, 16)) == (4, 14, 14)
+    with pytest.raises(ValueError, match="whole number"):
+        token_grid((100, 128), (16, 16))

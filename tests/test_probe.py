@@ -103,3 +103,41 @@ def test_embed_clips_rejects_bad_embed_fn_and_empty_data():
         embed_clips(lambda indices: torch.zeros(3, 4), [0, 1], progress=False)
     with pytest.raises(ValueError, match="empty"):
         embed_clips(lambda indices: torch.zeros(len(indices), 4), [], progress=False)
+
+
+def test_probe_returns_test_scores_that_reproduce_its_metric():
+    from mavil_lite.metrics import accuracy, mean_average_precision
+
+    train_x, train_y = gaussian_clusters(30, 3, seed=1)
+    test_x, test_y = gaussian_clusters(10, 3, seed=2)
+    single = linear_probe(train_x, train_y, test_x, test_y, multilabel=False, return_scores=True)
+    assert single["scores"].shape == test_y.shape
+    assert single["value"] == pytest.approx(accuracy(single["scores"], test_y))
+    train_x, train_y = linear_multilabel(200, seed=3)
+    test_x, test_y = linear_multilabel(80, seed=4)
+    multi = linear_probe(train_x, train_y, test_x, test_y, multilabel=True, return_scores=True)
+    assert multi["value"] == pytest.approx(mean_average_precision(multi["scores"], test_y)[0])
+    assert "scores" not in linear_probe(train_x, train_y, test_x, test_y, multilabel=True)
+
+
+def test_embed_dataset_kinds_have_the_heads_widths():
+    from mavil_lite.dataset import ClipTensors
+    from mavil_lite.model import create_model
+    from mavil_lite.probe import embed_dataset
+
+    torch.manual_seed(0)
+    sizes = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,
+                 fusion_depth=1, decoder_dim=48, decoder_depth=1, decoder_heads=2, contrast_dim=16)
+    clips = ClipTensors(audio=torch.randn(5, 1, 64, 32), video=torch.randint(0, 255, (5, 4, 32, 32, 3), dtype=torch.uint8),
+                        targets=torch.eye(5), classes=list("abcde"), splits=["test"] * 5, files=[str(i) for i in range(5)])
+    contrastive = create_model("tiny", **sizes, inter_contrast_weight=0.01)
+    widths = {"audio": 48, "video": 48, "av": 96, "audio_contrast": 16, "video_contrast": 16}
+    for kind, width in widths.items():
+        assert embed_dataset(contrastive, clips, kind, batch_size=2).shape == (5, width), kind
+    audio, video, _ = clips.batch(slice(0, 5))
+    expected = contrastive.inter_proj["audio"](contrastive.embed("audio", audio))
+    assert torch.allclose(embed_dataset(contrastive, clips, "audio_contrast"), expected, atol=1e-5)
+    plain = create_model("tiny", **sizes)  # no inter-modal projection: the pooled tokens themselves
+    assert embed_dataset(plain, clips, "video_contrast").shape == (5, 48)
+    with pytest.raises(ValueError, match="unknown embedding kind"):
+        embed_dataset(plain, clips, "text")

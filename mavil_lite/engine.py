@@ -1,0 +1,247 @@
+"""The training engine shared by pre-training and fine-tuning: one loop from a laptop core to many GPUs.
+
+:func:`train` owns everything that is not the model's loss: the per-process share of each global batch,
+gradient accumulation, DDP, bf16 autocast, optional ``torch.compile``, AdamW with per-step cosine
+schedule (timm), gradient clipping, the divergence guard, JSON-lines / TensorBoard logging and
+checkpoints that resume exactly.
+
+Exact resume and exact N-process equivalence come from one rule: every random draw is a function of
+(seed, step), not of a running RNG. The clip order of an epoch is ``randperm`` seeded by (seed, epoch);
+global batch ``k`` is its ``k``-th slice, and process ``r`` takes rows ``[r * B, (r + 1) * B)`` of it;
+the step's generator (masking noise, mixup) is seeded by (seed, step) and draws for the *global* batch.
+A run killed at any step and resumed, or split over N processes, therefore computes the same thing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from timm.optim import param_groups_weight_decay
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from .distributed import DistributedContext, all_reduce_mean
+
+NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "mask_token")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32  # per process and micro-batch
+    accum_steps: int = 1  # micro-batches per optimiser step
+    base_lr: float = 1.5e-4  # [MAE]; lr = base_lr * effective batch / 256
+    weight_decay: float = 0.05  # [MAE]
+    warmup_epochs: int = 3
+    betas: tuple[float, float] = (0.9, 0.95)  # [MAE]
+    clip_grad: float | None = None
+    bf16: bool = False  # autocast to bfloat16 (GPUs; CPUs with AMX)
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 = at the end of every epoch
+    log_every: int = 10
+
+    def effective_batch(self, world_size: int = 1) -> int:
+        return self.batch_size * self.accum_steps * world_size
+
+    def lr(self, world_size: int = 1) -> float:
+        return self.base_lr * self.effective_batch(world_size) / 256
+
+
+@dataclass
+class Step:
+    """What a loss function needs to know about the current micro-batch."""
+
+    index: torch.Tensor  # (B,) this process's clip indices
+    offset: int  # where this process's rows start within the global micro-batch
+    global_batch: int  # rows in the global micro-batch (B * world size)
+    generator: torch.Generator  # seeded by (seed, step): draw for the global batch, then take your rows
+    number: int  # the optimiser step
+
+
+@dataclass
+class TrainResult:
+    history: dict[str, list[float]] = field(default_factory=dict)  # per optimiser step, each loss term
+    wall_s: float = 0.0  # training time summed over every session of this run, resumes included
+    steps: int = 0
+
+
+LossFn = Callable[[nn.Module, Step], dict[str, torch.Tensor]]
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on norms, biases, tokens and position tables (timm's grouping plus MAE's names)."""
+    no_decay = [n for n, _ in model.named_parameters() if n.split(".")[-1] in NO_WEIGHT_DECAY]
+    return param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_decay)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write to a temporary file, then rename: a crash mid-write never leaves a truncated checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Tensors, numbers and strings only: ``weights_only`` refuses a file that would run pickled code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # the unpickler's own message does not say which file
+        raise type(error)(f"{path}: refused or unreadable checkpoint ({error})") from error
+
+
+def _seed(*parts: int) -> int:
+    value = 0
+    for part in parts:
+        value = (value * 1_000_003 + part) % (2**63)
+    return value
+
+
+def train(
+    model: nn.Module,
+    num_clips: int,
+    loss_fn: LossFn,
+    config: TrainConfig,
+    param_groups: list[dict] | None = None,
+    checkpoint: str | Path | None = None,
+    ctx: DistributedContext = DistributedContext(),
+    sample_weights: torch.Tensor | None = None,
+    log_path: str | Path | None = None,
+    tensorboard_dir: str | Path | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Optimise ``loss_fn`` over ``num_clips`` clips for ``config.epochs`` epochs.
+
+    ``loss_fn(model, step)`` returns scalar terms including ``loss``. ``sample_weights`` ``(num_clips,)``
+    switches from shuffling to weighted sampling with replacement (balanced sampling). With
+    ``checkpoint``, the state is saved atomically and a run that finds a checkpoint resumes from it.
+    """
+    world, global_batch = ctx.world_size, config.batch_size * ctx.world_size
+    steps_per_epoch = num_clips // (global_batch * config.accum_steps)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{num_clips} clips is fewer than one batch of {global_batch * config.accum_steps}")
+    total_steps = config.epochs * steps_per_epoch
+    lr = config.lr(world)
+    model.to(ctx.device).train()
+    groups = param_groups if param_groups is not None else weight_decay_groups(model, config.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=config.betas)  # timm's scheduler applies any lr_scale
+    scheduler = CosineLRScheduler(optimizer, t_initial=total_steps, warmup_t=config.warmup_epochs * steps_per_epoch,
+                                  warmup_lr_init=lr * 1e-3, lr_min=lr * 1e-2, t_in_epochs=False)
+    result, start_step = TrainResult(), 0
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = state["step"]
+        result = TrainResult(state["history"], state["wall_s"], start_step)
+        if start_step >= total_steps:
+            return result
+    if ctx.is_main and progress and start_step == 0:
+        print(f"{desc}: {world} process(es) x batch {config.batch_size} x {config.accum_steps} accumulation = "
+              f"effective batch {config.effective_batch(world)}; lr = {config.base_lr:g} x "
+              f"{config.effective_batch(world)} / 256 = {lr:.3g}; {total_steps} steps")
+    ddp = DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.startswith("cuda") else None) \
+        if world > 1 else model
+    runner = torch.compile(ddp) if config.compile else ddp
+    autocast = torch.autocast(torch.device(ctx.device).type, dtype=torch.bfloat16, enabled=config.bf16)
+    logger = _Logger(log_path if ctx.is_main else None, tensorboard_dir if ctx.is_main else None)
+    bar = tqdm(total=total_steps, initial=start_step, desc=desc, disable=not (progress and ctx.is_main))
+    order, order_epoch = None, -1
+    session_started, earlier_sessions_s = time.perf_counter(), result.wall_s
+    for step in range(start_step, total_steps):
+        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        if epoch != order_epoch:
+            order, order_epoch = _epoch_order(num_clips, config.seed, epoch, sample_weights), epoch
+        scheduler.step_update(step)
+        torch.manual_seed(_seed(config.seed, step, ctx.rank))  # drop-path etc.: a function of the step too
+        optimizer.zero_grad(set_to_none=True)
+        terms_sum: dict[str, float] = {}
+        for micro in range(config.accum_steps):
+            first = (step_in_epoch * config.accum_steps + micro) * global_batch
+            index = order[first + ctx.rank * config.batch_size:first + (ctx.rank + 1) * config.batch_size]
+            generator = torch.Generator().manual_seed(_seed(config.seed, step, micro))
+            context = ddp.no_sync() if world > 1 and micro < config.accum_steps - 1 else nullcontext()
+            with context:
+                with autocast:
+                    terms = loss_fn(runner, Step(index, ctx.rank * config.batch_size, global_batch, generator, step))
+                (terms["loss"] / config.accum_steps).backward()
+            for k, v in terms.items():
+                terms_sum[k] = terms_sum.get(k, 0.0) + v.item() / config.accum_steps
+        terms_mean = {k: all_reduce_mean(v) for k, v in terms_sum.items()}
+        bad = [k for k, v in terms_mean.items() if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"{desc}: non-finite loss term(s) {bad} at step {step} (epoch {epoch}); "
+                                     f"the last good state is in {checkpoint or 'no checkpoint (none was set)'}")
+        if config.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+        optimizer.step()
+        for k, v in terms_mean.items():
+            result.history.setdefault(k, []).append(v)
+        result.steps = step + 1
+        result.wall_s = earlier_sessions_s + time.perf_counter() - session_started
+        if step % config.log_every == 0 or step + 1 == total_steps:
+            logger.log(step, epoch, optimizer.param_groups[0]["lr"], terms_mean)
+        bar.update()
+        bar.set_postfix(loss=f"{terms_mean['loss']:.3f}", epoch=epoch)
+        end_of_epoch = step_in_epoch + 1 == steps_per_epoch
+        due = (step + 1) % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
+        if checkpoint and ctx.is_main and (due or step + 1 == total_steps):
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                "epoch": epoch + end_of_epoch, "history": result.history, "wall_s": result.wall_s,
+                "train_config": asdict(config),
+                "model_config": model.config.to_dict() if hasattr(model, "config") else {},
+            })
+    bar.close()
+    logger.close()
+    return result
+
+
+def _epoch_order(num_clips: int, seed: int, epoch: int, sample_weights: torch.Tensor | None) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(_seed(seed, 10_000 + epoch))
+    if sample_weights is None:
+        return torch.randperm(num_clips, generator=generator)
+    return torch.multinomial(sample_weights, num_clips, replacement=True, generator=generator)
+
+
+class _Logger:
+    """JSON lines (one object per logged step) and, optionally, TensorBoard scalars."""
+
+    def __init__(self, log_path, tensorboard_dir):
+        self.file = None
+        if log_path:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(log_path, "a")
+        self.writer = None
+        if tensorboard_dir:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as error:
+                raise ImportError("tensorboard logging needs `pip install tensorboard`") from error
+            self.writer = SummaryWriter(str(tensorboard_dir))
+
+    def log(self, step: int, epoch: int, lr: float, terms: dict[str, float]) -> None:
+        if self.file:
+            self.file.write(json.dumps({"step": step, "epoch": epoch, "lr": lr, **terms}) + "\n")
+            self.file.flush()
+        if self.writer:
+            for k, v in {"lr": lr, **terms}.items():
+                self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.writer:
+            self.writer.close()
