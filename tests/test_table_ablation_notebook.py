@@ -17,7 +17,7 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("table_ablation")
     executed = out / "executed.ipynb"
     papermill.execute_notebook(str(NOTEBOOK), str(executed), cwd=str(NOTEBOOK.parents[1]), progress_bar=False,
-                               parameters={"preset": "smoke", "out_dir": str(out), "num_workers": 0})
+                               execution_timeout=300, parameters={"preset": "smoke", "out_dir": str(out), "num_workers": 0})
     return out, nbformat.read(executed, as_version=4)
 
 

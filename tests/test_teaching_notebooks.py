@@ -66,7 +66,7 @@ def test_six_notebooks_are_committed_clean_with_the_house_structure():
 def test_notebook_runs_at_smoke_scale_and_draws_its_figures(name, tmp_path, synthetic_dir):
     executed = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(
-        str(path_of(name)), str(executed), cwd=str(REPO), progress_bar=False,
+        str(path_of(name)), str(executed), cwd=str(REPO), progress_bar=False, execution_timeout=300,
         parameters={"preset": "smoke", "out_dir": str(tmp_path / "out"), "synthetic_dir": str(synthetic_dir),
                     "num_workers": 0, "threads": 1})  # one thread each: the suite runs two notebooks at once
     nb = nbformat.read(executed, as_version=4)
