@@ -18,7 +18,8 @@ what a CPU affords, and it measures the representation more directly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from .model import MAViL
 from .presets import RunPreset
 from .pretrain import pretrain
 from .probe import embed_dataset, is_multilabel, linear_probe
+from .results import measured
 from .tables import paper_ablation
 
 
@@ -84,7 +86,7 @@ def run_ablation(
     """
     out_dir = Path(out_dir)
     train, test = data.subset("train"), data.subset("test")
-    config = preset.pretrain
+    config = replace(preset.pretrain, seed=seed)  # the seed also orders the clips and draws the masks
     paper = paper_ablation()
     models: dict[str, MAViL] = {}
     histories, probes, walls = {}, {}, {}
@@ -117,3 +119,21 @@ def run_ablation(
         "rows": rows, "histories": histories, "probes": probes,
         "random_init": {m: 100 * r["value"] for m, r in random_init.items()},
     }
+
+
+def ablation_measurements(results_by_seed: dict[int, dict], dataset: str, scale: dict, preset: RunPreset,
+                          benchmark: str = "AS-20K", comparable: bool = False) -> dict[tuple, dict]:
+    """Our side of every ablation number: ``{(row, benchmark, 'A' | 'V'): mavil_lite.results.measured(...)}``.
+
+    ``results_by_seed`` maps each seed to what `run_ablation` returned for it.
+    """
+    ours = {}
+    for index, (row, runs) in enumerate(ablation_runs(preset).items()):
+        config = {"preset": dataclasses.asdict(preset), "runs": [dataclasses.asdict(run) for run in runs], "data": dataset}
+        wall_s = sum(result["rows"][index]["wall_s"] for result in results_by_seed.values())
+        metric = next(iter(results_by_seed.values()))["rows"][index]["metric"]
+        for modality, key in (("A", "audio"), ("V", "video")):
+            values = [result["rows"][index][key] for result in results_by_seed.values()]
+            ours[(row, benchmark, modality)] = measured(values, dataset=dataset, scale=scale, wall_s=wall_s, config=config,
+                                                        comparable=comparable, metric=metric)
+    return ours

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mavil_lite.tables import ABLATION_ROWS, paper_ablation
+from mavil_lite.viz import plot_metric_bars
 
 # Tick labels; the full method names are in the Markdown table.
 SHORT_ROW_NAMES = {1: "A/V-MAE", 2: "AV-MAE", 3: "+inter", 4: "+intra", 5: "stage-2"}
@@ -135,3 +136,17 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=FIGURE_DPI, format="png")
     return path
+
+
+def plot_paper_vs_ours(record: dict) -> Figure:
+    """The numbers a reproduction measured (`mavil_lite.results` record): the paper's bar beside ours."""
+    measured = [e for e in record["entries"] if e["ours"] is not None]
+    if not measured:
+        raise ValueError(f"{record['table']}: no measured numbers to plot")
+    several_rows = len({e["row"] for e in measured}) > 1
+    label = lambda e: f"{e['benchmark']} {e['modality']}" + (f"\nrow {e['row']}" if several_rows else "")
+    bars = {"paper": {label(e): e["paper"] for e in measured},
+            "ours (mean over seeds)": {label(e): e["ours"]["mean"] for e in measured}}
+    metrics = "/".join(sorted({e["metric"] for e in measured}))
+    return plot_metric_bars(bars, ylabel=f"{metrics} (%)", title=f"{record['title']}: paper vs ours (status: "
+                            f"{', '.join(sorted({e['status'] for e in measured}))})")

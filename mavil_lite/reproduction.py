@@ -1,0 +1,179 @@
+"""What the reproduction notebooks share: the data behind each benchmark, the pre-training chain, the scale.
+
+Data. A notebook's ``data`` parameter is ``"synthetic"`` (the kit's own clips, the default), ``"shared"`` (the
+real clips in ``../shared``, standing in for the paper's datasets) or one manifest used for everything;
+``manifests`` names a real manifest per benchmark and always wins. The stand-ins, said in every table:
+
+==================  =======================================================================
+paper's benchmark   stand-in from ``../shared``
+==================  =======================================================================
+AS-20K, AS-2M       GRID s1, the 51-word transcript as a multi-label target (mAP)
+VGGSound            GRID s1, the spoken digit as a single label (accuracy)
+SPC-1               FSDD spoken digits, its own train/test split (accuracy)
+ESC-50              none: no environmental sounds are shared, so the row is not run
+MSR-VTT, YouCook    GRID s1 test clips as the retrieval candidates
+pre-training        GRID s1 train clips, labels unused
+==================  =======================================================================
+
+Pre-training. Every table notebook needs the same MAViL chain: stage 1 (reconstruction + inter- and
+intra-modal contrast), then stage-2 iterations, each student the next one's teacher. `pretrain_chain` trains
+it into ``run_dir/checkpoints/<run>.pt`` (the layout `mavil_lite.ablation.run_ablation` uses), resuming
+unfinished runs and reusing finished ones, so a table notebook pointed at ``reproduce/pretrain.ipynb``'s or the
+ablation's output trains nothing again. At the ``paper`` preset `torchrun_commands` gives the multi-GPU launch.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from .ablation import ablation_runs
+from .dataset import ClipTensors, decode_manifest
+from .metrics import audio_video_retrieval
+from .model import MAViL
+from .presets import RunPreset
+from .pretrain import pretrain
+from .probe import embed_dataset, is_multilabel, linear_probe
+from .synthetic import generate_synthetic_dataset
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+SPLIT_SEED = 0  # one train/test split for every seed, so the spread over seeds is the training's alone
+
+GRID, FSDD = "data/grid_s1/manifest.csv", "data/fsdd/manifest.csv"
+STAND_INS = {  # benchmark -> (manifest under shared, label column, what the table says)
+    "AS-20K": (GRID, "transcript", "GRID s1 for AS-20K: 51-word transcript, multi-label mAP"),
+    "AS-2M": (GRID, "transcript", "GRID s1 for AS-2M: 51-word transcript, multi-label mAP"),
+    "VGGSound": (GRID, "digit", "GRID s1 for VGGSound: spoken digit, accuracy"),
+    "SPC-1": (FSDD, "digit", "FSDD for Speech Commands v1: spoken digit, accuracy"),
+    "MSR-VTT": (GRID, None, "GRID s1 test clips for MSR-VTT"),
+    "YouCook": (GRID, None, "GRID s1 test clips for YouCook"),
+    "pretrain": (GRID, None, "GRID s1 train clips"),
+}
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where one benchmark's clips come from, and how the table names them."""
+
+    manifest: Path
+    label_column: str | None
+    description: str
+    is_benchmark: bool  # the paper's own dataset (only then can a number be compared with the paper's)
+
+
+def resolve_source(benchmark: str, data: str, manifests: dict | None = None, label_column: str = "labels",
+                   synthetic_manifest: Path | None = None, shared_dir: Path = SHARED_DIR) -> DataSource | None:
+    """The data behind ``benchmark`` (see the module docstring); None when nothing can stand in for it."""
+    given = (manifests or {}).get(benchmark)
+    if given is not None:
+        given = {"manifest": given} if isinstance(given, (str, Path)) else dict(given)
+        labels = given.get("label_column", None if benchmark in ("pretrain", "MSR-VTT", "YouCook") else "labels")
+        return DataSource(Path(given["manifest"]), labels, f"{benchmark}: {given['manifest']}", True)
+    if data == "synthetic":
+        if synthetic_manifest is None:
+            raise ValueError("data='synthetic' needs the generated manifest (generate_synthetic_dataset)")
+        return DataSource(Path(synthetic_manifest), "labels", f"synthetic clips for {benchmark}", False)
+    if data == "shared":
+        if benchmark not in STAND_INS:
+            return None
+        path, labels, description = STAND_INS[benchmark]
+        if not (shared_dir / path).is_file():
+            raise FileNotFoundError(f"data='shared' needs {shared_dir / path}; the shared folder sits beside the "
+                                    "repository, or pass data='synthetic' or your own manifests")
+        return DataSource(shared_dir / path, labels, description, False)
+    return DataSource(Path(data), label_column, f"{Path(data).name} for {benchmark}", False)
+
+
+def synthetic_manifest_for(data: str, out_dir: Path, preset: RunPreset, num_workers: int = 0) -> Path | None:
+    """Generate the kit's synthetic clips once (under ``out_dir/data``) when ``data`` asks for them."""
+    if data != "synthetic":
+        return None
+    return generate_synthetic_dataset(out_dir / "data", num_clips=preset.synthetic_clips, seed=SPLIT_SEED,
+                                      num_workers=num_workers)
+
+
+def load_source(source: DataSource, preset: RunPreset, num_workers: int = 0, progress: bool = True) -> ClipTensors:
+    """A source's clips decoded at the preset's feature size, split by `SPLIT_SEED` where it has no split."""
+    return decode_manifest(source.manifest, preset.features, label_column=source.label_column,
+                           num_workers=num_workers, seed=SPLIT_SEED, progress=progress)
+
+
+def checkpoint_dir(run_dir: str | Path, resume: bool = True) -> Path:
+    """``run_dir/checkpoints``, emptied first unless ``resume`` (then finished runs are reused)."""
+    checkpoints = Path(run_dir) / "checkpoints"
+    if not resume and checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    return checkpoints
+
+
+def chain_runs(preset: RunPreset):
+    """The MAViL runs of the chain in training order: stage 1, then every stage-2 iteration."""
+    runs = ablation_runs(preset)
+    return runs[4] + runs[5]
+
+
+def pretrain_chain(train: ClipTensors, preset: RunPreset, run_dir: str | Path, seed: int = 0, device: str = "cpu",
+                   resume: bool = True, progress: bool = True) -> tuple[dict[str, MAViL], dict[str, dict]]:
+    """Train (or reuse) stage 1 and the stage-2 iterations on ``train``; returns ``(models, histories)``.
+
+    ``histories[name]`` is ``{'loss': [...], ..., 'wall_s': s}``. With ``resume=False`` earlier checkpoints in
+    ``run_dir`` are deleted first, so everything trains from scratch.
+    """
+    checkpoints = checkpoint_dir(run_dir, resume)
+    config = replace(preset.pretrain, seed=seed)
+    models, histories = {}, {}
+    for run in chain_runs(preset):
+        torch.manual_seed(seed)
+        model = MAViL(preset.model_config(**run.overrides))
+        result = pretrain(model, train, config, teacher=models.get(run.teacher), checkpoint=checkpoints / f"{run.name}.pt",
+                          device=device, progress=progress, desc=f"seed {seed}: {run.name}")
+        models[run.name] = model
+        histories[run.name] = {**result.history, "wall_s": result.wall_s}
+    return models, histories
+
+
+def final_run(preset: RunPreset) -> str:
+    """The name of the chain's last model: the one the tables report as MAViL."""
+    return chain_runs(preset)[-1].name
+
+
+def scale_record(preset: RunPreset, num_train_clips: int, devices: int = 1) -> dict:
+    """The scale every number records: preset, model size and parameters, epochs, clips seen, devices."""
+    parameters = sum(p.numel() for p in MAViL(preset.model_config()).parameters())
+    return {"preset": preset.name, "model": preset.model, "parameters_m": round(parameters / 1e6, 2),
+            "epochs": preset.pretrain.epochs, "clips_seen": preset.pretrain.epochs * num_train_clips,
+            "devices": devices}
+
+
+def torchrun_commands(out_dir: str | Path, nproc_per_node: int, nnodes: int = 1, recipe: str = "as2m_pretrain",
+                      iterations: int = 1, rdzv_endpoint: str = "localhost:29500") -> list[list[str]]:
+    """The paper-scale chain as ``torchrun`` launches of ``mavil-lite pretrain``: stage 1, then each iteration.
+
+    Run every command on each of the ``nnodes`` machines; each stage-2 run's teacher is the previous checkpoint.
+    """
+    launcher = ["torchrun", f"--nnodes={nnodes}", f"--nproc_per_node={nproc_per_node}", "--rdzv_backend=c10d",
+                f"--rdzv_endpoint={rdzv_endpoint}", "-m", "mavil_lite.cli", "pretrain", "--recipe", recipe]
+    out_dir = Path(out_dir)
+    commands, teacher = [], None
+    for k in range(iterations + 1):
+        run_dir = out_dir / ("stage1" if k == 0 else f"stage2_iter{k}")
+        commands.append(launcher + ["--out", str(run_dir)] + (["--teacher", str(teacher)] if teacher else []))
+        teacher = run_dir / "checkpoint.pt"
+    return commands
+
+
+def probe_percent(model: MAViL, train: ClipTensors, test: ClipTensors, kind: str, device: str = "cpu",
+                  seed: int = 0) -> tuple[float, str]:
+    """A linear probe on the frozen ``kind`` embedding ('audio', 'video' or 'av'): ``(score in %, metric)``."""
+    x_train, x_test = (embed_dataset(model, clips, kind, device) for clips in (train, test))
+    result = linear_probe(x_train, train.targets, x_test, test.targets, is_multilabel(train.targets), seed=seed)
+    return 100 * result["value"], result["metric"]
+
+
+def audio_to_video_r1(model: MAViL, clips: ClipTensors, device: str = "cpu") -> dict[str, float]:
+    """Audio-to-video retrieval among ``clips`` in the inter-modal space: R@1 in %, median rank, candidates."""
+    audio, video = (embed_dataset(model, clips, f"{m}_contrast", device) for m in ("audio", "video"))
+    a2v = audio_video_retrieval(audio, video)["a2v"]
+    return {"R@1": 100 * a2v["R@1"], "median_rank": a2v["median_rank"], "candidates": a2v["num_pairs"]}
