@@ -19,7 +19,8 @@ Pre-training. Every table notebook needs the same MAViL chain: stage 1 (reconstr
 intra-modal contrast), then stage-2 iterations, each student the next one's teacher. `pretrain_chain` trains
 it into ``run_dir/checkpoints/<run>.pt`` (the layout `mavil_lite.ablation.run_ablation` uses), resuming
 unfinished runs and reusing finished ones, so a table notebook pointed at ``reproduce/pretrain.ipynb``'s or the
-ablation's output trains nothing again. At the ``paper`` preset `torchrun_commands` gives the multi-GPU launch.
+ablation's output trains nothing again. At the ``paper`` preset `torchrun_commands` gives the multi-GPU launches,
+which write where `pretrain_chain` looks.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ import torch
 
 from .ablation import ablation_runs
 from .dataset import ClipTensors, decode_manifest
+from .engine import load_checkpoint
+from .experiments import load_model
 from .metrics import audio_video_retrieval
 from .model import MAViL
 from .presets import RunPreset
@@ -118,13 +121,20 @@ def pretrain_chain(train: ClipTensors, preset: RunPreset, run_dir: str | Path, s
                    resume: bool = True, progress: bool = True) -> tuple[dict[str, MAViL], dict[str, dict]]:
     """Train (or reuse) stage 1 and the stage-2 iterations on ``train``; returns ``(models, histories)``.
 
-    ``histories[name]`` is ``{'loss': [...], ..., 'wall_s': s}``. With ``resume=False`` earlier checkpoints in
+    ``histories[name]`` is ``{'loss': [...], ..., 'wall_s': s}``. A run launched by `torchrun_commands` (its
+    ``checkpoints/<run>/checkpoint.pt``) is loaded as it is. With ``resume=False`` earlier checkpoints in
     ``run_dir`` are deleted first, so everything trains from scratch.
     """
     checkpoints = checkpoint_dir(run_dir, resume)
     config = replace(preset.pretrain, seed=seed)
     models, histories = {}, {}
     for run in chain_runs(preset):
+        launched = checkpoints / run.name / "checkpoint.pt"
+        if launched.is_file():
+            state = load_checkpoint(launched)
+            models[run.name] = load_model(launched)
+            histories[run.name] = {**state["history"], "wall_s": state["wall_s"]}
+            continue
         torch.manual_seed(seed)
         model = MAViL(preset.model_config(**run.overrides))
         result = pretrain(model, train, config, teacher=models.get(run.teacher), checkpoint=checkpoints / f"{run.name}.pt",
@@ -147,20 +157,21 @@ def scale_record(preset: RunPreset, num_train_clips: int, devices: int = 1) -> d
             "devices": devices}
 
 
-def torchrun_commands(out_dir: str | Path, nproc_per_node: int, nnodes: int = 1, recipe: str = "as2m_pretrain",
-                      iterations: int = 1, rdzv_endpoint: str = "localhost:29500") -> list[list[str]]:
-    """The paper-scale chain as ``torchrun`` launches of ``mavil-lite pretrain``: stage 1, then each iteration.
+def torchrun_commands(preset: RunPreset, run_dir: str | Path, nproc_per_node: int, nnodes: int = 1, seed: int = 0,
+                      recipe: str = "as2m_pretrain", rdzv_endpoint: str = "localhost:29500") -> list[list[str]]:
+    """The chain as ``torchrun`` launches of ``mavil-lite pretrain``, one per run, in training order.
 
-    Run every command on each of the ``nnodes`` machines; each stage-2 run's teacher is the previous checkpoint.
+    Run each command on every one of the ``nnodes`` machines. Each run writes ``run_dir/checkpoints/<run>/``,
+    where `pretrain_chain` (and so every table notebook) finds it; each stage-2 run's teacher is the run before.
     """
     launcher = ["torchrun", f"--nnodes={nnodes}", f"--nproc_per_node={nproc_per_node}", "--rdzv_backend=c10d",
                 f"--rdzv_endpoint={rdzv_endpoint}", "-m", "mavil_lite.cli", "pretrain", "--recipe", recipe]
-    out_dir = Path(out_dir)
-    commands, teacher = [], None
-    for k in range(iterations + 1):
-        run_dir = out_dir / ("stage1" if k == 0 else f"stage2_iter{k}")
-        commands.append(launcher + ["--out", str(run_dir)] + (["--teacher", str(teacher)] if teacher else []))
-        teacher = run_dir / "checkpoint.pt"
+    checkpoints = Path(run_dir) / "checkpoints"
+    commands = []
+    for run in chain_runs(preset):
+        teacher = ["--teacher", str(checkpoints / run.teacher / "checkpoint.pt")] if run.teacher else []
+        overrides = [f"train.seed={seed}"] + [f"model.{k}={v}" for k, v in run.overrides.items() if k != "target"]
+        commands.append(launcher + ["--out", str(checkpoints / run.name), *teacher, *overrides])
     return commands
 
 

@@ -1,0 +1,94 @@
+"""The reproduction notebooks run headless at the smoke scale, write valid results and reuse pre-training.
+
+`pretrain.ipynb` trains the chain once; the table notebooks, pointed at it with `pretrained_dir`, must load
+those checkpoints (untouched) instead of training again, and write a table with every number of the paper's.
+"""
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import nbformat
+import papermill
+import pytest
+
+from mavil_lite.results import RESULTS_SCHEMA
+from mavil_lite.tables import load_paper_numbers
+
+REPO = Path(__file__).resolve().parents[1]
+TABLES = {"table_audio_only": "audio_only", "table_retrieval": "retrieval", "table_av_classification": "av_classification"}
+SHARED_PARAMETERS = {"preset", "data", "manifests", "label_column", "out_dir", "seeds", "resume", "device", "num_workers"}
+
+
+def execute(name: str, out: Path, **parameters) -> nbformat.NotebookNode:
+    executed = out / f"{name}.ipynb"
+    papermill.execute_notebook(str(REPO / "reproduce" / f"{name}.ipynb"), str(executed), cwd=str(REPO),
+                               progress_bar=False, execution_timeout=300,
+                               parameters={"preset": "smoke", "out_dir": str(out), "num_workers": 0, **parameters})
+    nb = nbformat.read(executed, as_version=4)
+    assert nb.metadata["papermill"]["exception"] is not True
+    return nb
+
+
+def check_table(out: Path, table: str, measured_at_least: int) -> dict:
+    """Every number of the paper's table is a row of table.md; ours are numbers; results.json is valid."""
+    record = json.loads((out / "results.json").read_text())
+    jsonschema.validate(record, RESULTS_SCHEMA)
+    assert record["table"] == table and len(record["entries"]) == len(load_paper_numbers(table))
+    lines = [line for line in (out / "table.md").read_text().splitlines() if re.match(r"^\| \d+ \|", line)]
+    assert len(lines) == len(record["entries"])
+    measured = 0
+    for line, entry in zip(lines, record["entries"]):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert float(cells[5]) == entry["paper"]
+        if entry["status"] != "paper only":
+            measured += 1
+            ours = float(re.match(r"-?[\d.]+", cells[6]).group())
+            assert 0.0 <= ours <= 100.0 and ours == pytest.approx(entry["ours"]["mean"], abs=0.05)
+            assert entry["status"] == "scaled-down" and entry["dataset"] and entry["commit"]
+    assert measured >= measured_at_least
+    assert (out / "table.tex").read_text().count(r"\\") >= len(lines)
+    return record
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrain")
+    nb = execute("pretrain", out)
+    checkpoints = sorted(out.glob("seed0/checkpoints/*.pt"))
+    assert [p.stem for p in checkpoints] == ["av_inter_intra", "stage2_iter1"]
+    printed = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "torchrun --nnodes=1 --nproc_per_node=8" in printed and "--teacher" in printed
+    return out, {p: p.stat().st_mtime_ns for p in checkpoints}
+
+
+def test_notebooks_take_the_shared_parameters():
+    for name in ["pretrain", "table_ablation", *TABLES]:
+        nb = nbformat.read(REPO / "reproduce" / f"{name}.ipynb", as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, name
+        assert SHARED_PARAMETERS <= set(re.findall(r"^(\w+) =", tagged[0].source, flags=re.M)), name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}: commit it clean"
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_table_notebook_reuses_the_pretrained_chain_and_writes_its_table(name, pretrained, tmp_path):
+    pretrained_dir, mtimes = pretrained
+    execute(name, tmp_path, pretrained_dir=str(pretrained_dir), seeds=[0])
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # loaded, not trained again
+    assert not list(tmp_path.glob("seed*"))  # and nothing was pre-trained into this notebook's own folder
+    measured = {"table_audio_only": 2, "table_retrieval": 2, "table_av_classification": 9}[name]
+    check_table(tmp_path, TABLES[name], measured)
+    assert list(tmp_path.glob("*.png"))
+
+
+def test_ablation_runs_every_row_for_two_seeds_and_shows_its_figures(tmp_path):
+    nb = execute("table_ablation", tmp_path, seeds=[0, 1])
+    record = check_table(tmp_path, "ablation", measured_at_least=10)
+    assert all(len(e["ours"]["values"]) == 2 for e in record["entries"])
+    assert all("±" in line for line in (tmp_path / "table.md").read_text().splitlines() if re.match(r"^\| \d", line))
+    assert "smoke" in record["entries"][0]["scale"]["preset"] and "synthetic" in record["entries"][0]["dataset"]
+    assert any(note.startswith("Audio: ours") for note in record["notes"])
+    assert (tmp_path / "ablation.png").stat().st_size > 5000 and (tmp_path / "loss_curves.png").exists()
+    for cell in (c for c in nb.cells if "figure" in c.metadata.get("tags", [])):
+        assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source
