@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,13 +48,18 @@ def _summarise(moments: list[tuple[float, float, int] | None]) -> dict:
             "values": count, "skipped": len(moments) - len(usable)}
 
 
-def dataset_statistics(source: str | Path, preset: str | FeatureSpec = "paper", num_workers: int = 0,
-                     progress: bool = True) -> dict:
-    """Mean and std of the fbank over a cache directory or a manifest CSV.
+def dataset_statistics(source: str | Path | Sequence[str | Path], preset: str | FeatureSpec = "paper",
+                       num_workers: int = 0, progress: bool = True) -> dict:
+    """Mean and std of the fbank over a cache directory, a manifest CSV, or a list of media files.
 
     Returns {'mean', 'std', 'clips' (with audio), 'values' (frame x bin values), 'skipped' (clips without audio)}.
-    preset: the features for a manifest (a cache has its own).
+    preset: the features for a manifest or files (a cache has its own).
     """
+    if not isinstance(source, (str, Path)):
+        paths = list(source)
+        if not paths:
+            raise ValueError("no clips to compute fbank statistics from")
+        return _statistics_of_files(paths, preset, num_workers, progress)
     source = Path(source)
     if source.is_dir():
         reader = CacheReader(source)
@@ -61,8 +67,13 @@ def dataset_statistics(source: str | Path, preset: str | FeatureSpec = "paper", 
         moments = [_moments(reader.raw_fbank(index).numpy())
                    for index in tqdm(clips, desc="reading fbanks", disable=not progress)]
         return _summarise(moments) | {"skipped": len(reader) - len(clips) + reader.skipped}
+    return _statistics_of_files([record["path"] for record in read_manifest(source, label_column=None)], preset,
+                                num_workers, progress)
+
+
+def _statistics_of_files(paths: list, preset: str | FeatureSpec, num_workers: int, progress: bool) -> dict:
     spec = preset_spec(preset) if isinstance(preset, str) else preset
-    jobs = [(record["path"], spec) for record in read_manifest(source, label_column=None)]
+    jobs = [(path, spec) for path in paths]
     with worker_pool(num_workers) as pool, single_torch_thread():
         moments = list(tqdm(parallel_map(pool, _clip_moments, jobs), total=len(jobs),
                             desc="computing fbanks", disable=not progress))

@@ -84,6 +84,7 @@ def _encode_job(job: tuple[str, FeatureSpec, tuple[str, ...], float, str, int]) 
     """Worker: check_clip, then the fbank as float16 numpy and the frames as raw uint8 or a list of JPEG bytes."""
     path, spec, modalities, start_s, frame_format, num_threads = job
     clip = check_clip(path, spec, modalities, start_s=start_s, num_threads=num_threads)
+    clip.waveform = None  # the cache stores features only; no need to ship the sound back
     if clip.fbank is not None:
         clip.fbank = clip.fbank.to(torch.float16).numpy()  # (frames, F)
     if clip.frames is not None and frame_format == "jpeg":

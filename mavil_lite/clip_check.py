@@ -34,6 +34,7 @@ class CheckedClip:
     """One clip after a checked decode. Features are None for a modality that could not be decoded."""
     file: str
     fbank: Tensor | None = None          # (frames, F) float32 log-mel of the sound itself, not padded or normalised
+    waveform: Tensor | None = None       # (1, samples) float32 at 16 kHz, mono, DC removed: what the fbank was made of
     frames: Tensor | None = None         # (video_frames, H, W, 3) uint8
     problems: dict[str, str] = field(default_factory=dict)  # modality -> why it is unusable; "file" for the clip
     notes: list[str] = field(default_factory=list)          # what was fixed; the clip is still usable
@@ -74,7 +75,7 @@ def _check_audio(path: str, spec: FeatureSpec, declared_s: float | None, clip: C
     if declared_s and decoded_s < TRUNCATION_TOLERANCE * declared_s - CODEC_SLACK_S:
         clip.problems["audio"] = f"audio stream corrupt partway: decoded {decoded_s:.2f} s of {declared_s:.2f} s"
         return
-    clip.fbank = kaldi_fbank(waveform, spec)  # (frames, F)
+    clip.fbank, clip.waveform = kaldi_fbank(waveform, spec), waveform  # (frames, F), (1, samples)
     clip.decoded.append("audio")
     window_s = spec.audio_frames / 100  # the fbank shifts by 10 ms
     if decoded_s < window_s - 1.0:
@@ -124,7 +125,8 @@ def _decode_directly(path: str, spec: FeatureSpec, modalities: tuple[str, ...], 
     clip = CheckedClip(file=str(path))
     try:
         if "audio" in modalities:
-            clip.fbank = kaldi_fbank(load_waveform(path, spec.sample_rate), spec)  # (frames, F)
+            clip.waveform = load_waveform(path, spec.sample_rate)  # (1, samples)
+            clip.fbank = kaldi_fbank(clip.waveform, spec)  # (frames, F)
             clip.decoded.append("audio")
         if "video" in modalities:
             reader = open_video(path, spec, num_threads)

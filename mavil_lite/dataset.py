@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .clip_check import MODALITIES, CheckedClip, check_clip
 from .media import FeatureSpec, frames_to_tensor, load_frames, load_waveform, normalize_fbank, pad_or_crop, \
-    waveform_to_fbank
+    waveform_to_fbank, window_samples
 from .report import StrictCheck, dataset_modalities, report_rows, summary_line, write_report
 
 
@@ -112,6 +112,10 @@ class ClipTensors:
     files: list[str]
     has_audio: Tensor | None = None  # (N,) bool: False where the clip has no usable audio (audio is zeros there)
     has_video: Tensor | None = None  # (N,) bool: the same for the video
+    # kept only when asked (fine-tuning's waveform mixup): the sound the fbank was computed from, 16 kHz
+    waveforms: Tensor | None = None         # (N, S) float32, zero after each clip's length; S covers the fbank window
+    waveform_lengths: Tensor | None = None  # (N,) int64 samples
+    features: FeatureSpec | None = None     # how `audio` was made from `waveforms` (fbank size, normalisation)
 
     def __post_init__(self):
         if self.has_audio is None:
@@ -137,9 +141,10 @@ class ClipTensors:
 
     def _select(self, index: Tensor) -> "ClipTensors":
         positions = index.tolist()
+        waveforms = (None, None) if self.waveforms is None else (self.waveforms[index], self.waveform_lengths[index])
         return ClipTensors(_take(self.audio, index), _take(self.video, index), self.targets[index],
                            list(self.classes), [self.splits[i] for i in positions], [self.files[i] for i in positions],
-                           self.has_audio[index], self.has_video[index])
+                           self.has_audio[index], self.has_video[index], *waveforms, self.features)
 
     def batch(self, index) -> tuple[Tensor, Tensor, Tensor]:
         """Model-ready tensors for the clips at `index` (indices, a slice or a boolean mask).
@@ -200,10 +205,11 @@ def parallel_map(pool: ProcessPoolExecutor | None, function, jobs: list, chunksi
     return pool.map(function, jobs, chunksize=chunksize) if pool is not None else map(function, jobs)
 
 
-def _decode_job(job: tuple[str, FeatureSpec, tuple[str, ...], int]) -> CheckedClip:
+def _decode_job(job: tuple[str, FeatureSpec, tuple[str, ...], int, bool]) -> CheckedClip:
     """check_clip, with the fbank normalised and padded and everything as numpy (cheap to pickle)."""
-    path, spec, modalities, num_threads = job
+    path, spec, modalities, num_threads, keep_waveform = job
     clip = check_clip(path, spec, modalities, num_threads=num_threads)
+    clip.waveform = clip.waveform[0, :window_samples(spec)].numpy() if keep_waveform and clip.fbank is not None else None
     if clip.fbank is not None:
         fbank = normalize_fbank(pad_or_crop(clip.fbank, spec.audio_frames), spec.audio_mean, spec.audio_std)
         clip.fbank = fbank.unsqueeze(0).numpy()  # (T, F) -> (1, T, F): one channel
@@ -219,8 +225,10 @@ class _ClipStack:
     clip (one clip of memory for an audio-only or video-only dataset).
     """
 
-    def __init__(self, capacity: int, spec: FeatureSpec):
+    def __init__(self, capacity: int, spec: FeatureSpec, keep_waveforms: bool = False):
         self.capacity, self.count = capacity, 0
+        self.waveforms = torch.zeros(capacity, window_samples(spec)) if keep_waveforms else None  # (capacity, S)
+        self.waveform_lengths = torch.zeros(capacity, dtype=torch.int64)  # 0 where a clip has no audio
         self.audio_shape = (1, spec.audio_frames, spec.mel_bins)
         self.video_shape = (spec.video_frames, spec.frame_size, spec.frame_size, 3)
         self.audio: Tensor | None = None  # (capacity, 1, T, F) float32
@@ -228,7 +236,10 @@ class _ClipStack:
         self.has_audio = torch.zeros(capacity, dtype=torch.bool)
         self.has_video = torch.zeros(capacity, dtype=torch.bool)
 
-    def add(self, fbank: np.ndarray | None, frames: np.ndarray | None) -> None:
+    def add(self, fbank: np.ndarray | None, frames: np.ndarray | None, waveform: np.ndarray | None = None) -> None:
+        if waveform is not None and self.waveforms is not None:
+            self.waveforms[self.count, :len(waveform)] = torch.from_numpy(waveform)
+            self.waveform_lengths[self.count] = len(waveform)
         if fbank is not None:
             if self.audio is None:
                 self.audio = torch.zeros((self.capacity, *self.audio_shape))
@@ -247,23 +258,31 @@ class _ClipStack:
             torch.zeros(1, *self.video_shape, dtype=torch.uint8).expand(n, -1, -1, -1, -1)
         return audio, video, self.has_audio[:n], self.has_video[:n]
 
+    def waveform_tensors(self) -> tuple[Tensor | None, Tensor | None]:
+        """waveforms (N, S) and their lengths (N,) when kept, else (None, None)."""
+        if self.waveforms is None:
+            return None, None
+        return self.waveforms[:self.count], self.waveform_lengths[:self.count]
+
 
 def decode_manifest(manifest_path: str | Path, spec: FeatureSpec, label_column: str | None = "labels",
                     num_workers: int = 0, progress: bool = True, test_fraction: float = 0.2, seed: int = 0,
                     strict: bool = False, modalities: tuple[str, ...] | None = None,
-                    report_path: str | Path | None = None) -> ClipTensors:
+                    report_path: str | Path | None = None, keep_waveforms: bool = False) -> ClipTensors:
     """Decode every usable clip of a manifest once into a `ClipTensors` (classes: sorted union of all labels).
 
     Clips without a split are assigned one with `assign_splits(records, test_fraction, seed)`. Unusable clips are
     left out and counted (their reasons go to `report_path` when given); with `strict`, the first clip that is
     not fully usable raises `BadClipError` naming it. modalities: ('audio',), ('video',), both, or None for the
-    modalities that decode in at least one clip.
+    modalities that decode in at least one clip. keep_waveforms: also keep each clip's 16 kHz waveform (the part
+    the fbank window covers), for fine-tuning's waveform mixup.
     """
     records = assign_splits(read_manifest(manifest_path, label_column), test_fraction, seed)
     if not records:
         raise ValueError(f"{manifest_path}: the manifest lists no clips")
-    jobs = [(record["path"], spec, modalities or MODALITIES, 1 if num_workers > 0 else 0) for record in records]
-    checked, kept, stack = [], [], _ClipStack(len(jobs), spec)
+    jobs = [(record["path"], spec, modalities or MODALITIES, 1 if num_workers > 0 else 0, keep_waveforms)
+            for record in records]
+    checked, kept, stack = [], [], _ClipStack(len(jobs), spec, keep_waveforms)
     strict_check = StrictCheck(modalities) if strict else None
     with worker_pool(num_workers) as pool, single_torch_thread():
         decoded = parallel_map(pool, _decode_job, jobs)
@@ -271,7 +290,7 @@ def decode_manifest(manifest_path: str | Path, spec: FeatureSpec, label_column: 
             if strict_check:
                 strict_check.check(clip)
             if clip.usable():  # a clip is unusable only when no modality decoded
-                stack.add(clip.fbank, clip.frames)
+                stack.add(clip.fbank, clip.frames, clip.waveform)
                 kept.append(position)
             checked.append(clip.without_features())  # copied into the stack; the outcome stays for the report
     rows = report_rows(checked, dataset_modalities(checked, modalities))
@@ -286,6 +305,8 @@ def decode_manifest(manifest_path: str | Path, spec: FeatureSpec, label_column: 
     audio, video, has_audio, has_video = stack.tensors()
     kept_records = [records[position] for position in kept]
     targets, classes = multi_hot(kept_records)
+    waveforms, waveform_lengths = stack.waveform_tensors()
     return ClipTensors(audio=audio, video=video, targets=targets, classes=classes,
                        splits=[record["split"] for record in kept_records],
-                       files=[record["path"] for record in kept_records], has_audio=has_audio, has_video=has_video)
+                       files=[record["path"] for record in kept_records], has_audio=has_audio, has_video=has_video,
+                       waveforms=waveforms, waveform_lengths=waveform_lengths, features=spec)

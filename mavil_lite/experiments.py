@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .cache_reader import load_cache
 from .dataset import ClipTensors, decode_manifest
 from .distributed import init_distributed
 from .engine import load_checkpoint
@@ -25,14 +26,23 @@ from .probe import embed_dataset
 from .recipes import Recipe
 
 
-def load_clips(recipe: Recipe, num_workers: int = 0, progress: bool = True) -> ClipTensors:
-    """The recipe's manifest, decoded into memory at the recipe's feature size.
+def load_clips(recipe: Recipe, num_workers: int = 0, progress: bool = True, keep_waveforms: bool = False) -> ClipTensors:
+    """The recipe's clips in memory: read from its feature cache (``data.cache``, made by ``mavil-lite prepare``,
+    with that cache's features and labels), or else decoded from its manifest at the recipe's feature size.
 
     Pre-training and retrieval ignore labels, so their recipes read no label column unless they name one.
+    ``keep_waveforms`` keeps each clip's sound too (fine-tuning's waveform mixup); a cache holds none.
     """
+    if recipe.data.get("cache"):
+        clips = load_cache(Path(recipe.data["cache"]).expanduser(), progress=progress)
+        expected = recipe.features()
+        if clips.audio.shape[2:] != (expected.audio_frames, expected.mel_bins) or clips.video.shape[1] != expected.video_frames:
+            raise ValueError(f"{recipe.data['cache']}: cached features (audio {tuple(clips.audio.shape[2:])}, "
+                             f"{clips.video.shape[1]} frames) do not match the recipe's {expected}")
+        return clips
     default_labels = None if recipe.task in ("pretrain", "retrieval") else "labels"
     return decode_manifest(recipe.manifest(), recipe.features(), label_column=recipe.data.get("label_column", default_labels),
-                           num_workers=num_workers, progress=progress)
+                           num_workers=num_workers, progress=progress, keep_waveforms=keep_waveforms)
 
 
 def load_model(path: str | Path, **overrides: Any) -> MAViL:
@@ -93,7 +103,8 @@ def run_finetune(recipe: Recipe, init: str | Path, out_dir: str | Path, modality
         config.modality = modality
     if linear_probe is not None:
         config.linear_probe = linear_probe
-    data = load_clips(recipe, num_workers, progress and ctx.is_main)
+    mixes_waveforms = bool(config.mixup) and not config.linear_probe  # AudioMAE mixes sounds, not features
+    data = load_clips(recipe, num_workers, progress and ctx.is_main, keep_waveforms=mixes_waveforms)
     train_split, test_split = data.subset("train"), data.subset("test")
     backbone = load_model(init, drop_path=0.0 if config.linear_probe else config.drop_path, with_decoders=False,
                           target="pixels")

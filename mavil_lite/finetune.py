@@ -7,8 +7,10 @@ output, concatenates them (2 x width), then LayerNorm and Linear (``fc_norm_av``
 The recipe follows AudioMAE's fine-tuning [AudioMAE]: AdamW with layer-wise lr decay (timm's
 grouping), cosine schedule, drop-path, BCE for multi-label and cross-entropy for single-label targets,
 mixup, SpecAugment (torchaudio's masking transforms) and balanced sampling for imbalanced multi-label
-sets. Mixup here mixes the normalised fbanks (and frames) of two clips, because the kit trains from
-decoded features; AudioMAE mixes waveforms before the fbank [choice].
+sets. Mixup mixes the two clips' waveforms and computes the fbank of the mix, as AudioMAE does, when the
+clips carry their waveforms (``decode_manifest(keep_waveforms=True)``, which ``run_finetune`` asks for); clips
+read from a feature cache have none, and then the normalised fbanks are mixed instead [choice]. Frames are
+mixed as pixels either way.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from torch.utils.data import DistributedSampler
 from .dataset import ClipTensors
 from .distributed import DistributedContext, gather_rows, is_distributed, rank, world_size
 from .engine import NO_WEIGHT_DECAY, Step, TrainConfig, TrainResult, train
+from .media import normalize_fbank, waveform_to_fbank
 from .model import MAViL
 
 MODALITY_CHOICES = ("audio", "video", "av")
@@ -116,6 +119,26 @@ def balanced_sample_weights(targets: torch.Tensor) -> torch.Tensor:
     return torch.where(weights > 0, weights, weights[weights > 0].min() if (weights > 0).any() else 1.0)
 
 
+def mix_audio(data: ClipTensors, index, audio: torch.Tensor, lam: float) -> torch.Tensor:
+    """Mixup of the batch's sound: clip i with clip B-1-i (the batch reversed), weights ``lam`` and ``1 - lam``.
+
+    With waveforms (AudioMAE's way) the mix is of the sounds, the partner cut or zero-padded to the clip's own
+    length, and the fbank is computed from it; otherwise, and for a clip without audio, the normalised fbanks
+    ``audio`` (B, 1, T, F) are mixed. Returns (B, 1, T, F) normalised.
+    """
+    mixed_features = lam * audio + (1 - lam) * audio.flip(0)
+    if data.waveforms is None:
+        return mixed_features
+    spec = data.features
+    waveforms, lengths = data.waveforms[index], data.waveform_lengths[index]  # (B, S), (B,)
+    sounds = lam * waveforms + (1 - lam) * waveforms.flip(0)  # zeros past a partner's end: its zero-padding
+    for row, length in enumerate(lengths.tolist()):
+        if length > 0:
+            fbank = waveform_to_fbank(sounds[row:row + 1, :length], spec)  # (T, F)
+            mixed_features[row, 0] = normalize_fbank(fbank, spec.audio_mean, spec.audio_std)
+    return mixed_features
+
+
 def finetune(
     classifier: MAViLClassifier,
     data: ClipTensors,
@@ -137,15 +160,16 @@ def finetune(
     scale_time = classifier.backbone.config.audio_size[0] / 1024
 
     def loss_fn(runner, step: Step) -> dict[str, torch.Tensor]:
-        audio, video, targets = (t.to(ctx.device) for t in data.batch(step.index))
-        if not config.linear_probe:
-            audio = spec_augment(audio, int(config.freq_mask * scale_freq), int(config.time_mask * scale_time))
+        audio, video, targets = data.batch(step.index)
         # one mixing decision and weight per global batch, drawn from the step's generator
         if config.mixup and not config.linear_probe and torch.rand(1, generator=step.generator).item() < config.mixup:
             u = torch.rand(1, generator=step.generator).item()
             lam = float(scipy.stats.beta.ppf(u, config.mixup_alpha, config.mixup_alpha))
-            audio, video = lam * audio + (1 - lam) * audio.flip(0), lam * video + (1 - lam) * video.flip(0)
-            targets = lam * targets + (1 - lam) * targets.flip(0)
+            audio = mix_audio(data, step.index, audio, lam)
+            video, targets = lam * video + (1 - lam) * video.flip(0), lam * targets + (1 - lam) * targets.flip(0)
+        audio, video, targets = audio.to(ctx.device), video.to(ctx.device), targets.to(ctx.device)
+        if not config.linear_probe:
+            audio = spec_augment(audio, int(config.freq_mask * scale_freq), int(config.time_mask * scale_time))
         logits = runner(audio, video)
         if multilabel:
             loss = F.binary_cross_entropy_with_logits(logits, targets)

@@ -99,10 +99,14 @@ def kaldi_fbank(waveform: Tensor, spec: FeatureSpec) -> Tensor:
     if waveform.shape[-1] < FBANK_WINDOW_SAMPLES_AT_16K:
         # shorter than one analysis window: pad with silence so a near-empty clip still gives one frame
         waveform = torch.nn.functional.pad(waveform, (0, FBANK_WINDOW_SAMPLES_AT_16K - waveform.shape[-1]))
-    needed = FBANK_WINDOW_SAMPLES_AT_16K + (spec.audio_frames - 1) * FBANK_SHIFT_SAMPLES_AT_16K
     return torchaudio.compliance.kaldi.fbank(
-        waveform[..., :needed], htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
+        waveform[..., :window_samples(spec)], htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
         num_mel_bins=spec.mel_bins, dither=0.0, frame_shift=10)  # (frames, mel_bins)
+
+
+def window_samples(spec: FeatureSpec) -> int:
+    """How many 16 kHz samples the fbank of ``spec.audio_frames`` frames reads: later samples never count."""
+    return FBANK_WINDOW_SAMPLES_AT_16K + (spec.audio_frames - 1) * FBANK_SHIFT_SAMPLES_AT_16K
 
 
 def pad_or_crop(fbank: Tensor, num_frames: int) -> Tensor:
@@ -279,15 +283,3 @@ def sampled_frame_times(path: str | Path, spec: FeatureSpec, start_s: float = 0.
     timing = frame_timing(reader)
     indices = timing.indices_at(window_times(spec, start_s))  # (video_frames,)
     return [float(timing.starts_s[index]) for index in indices]
-
-
-def fbank_statistics(paths: list[str | Path], spec: FeatureSpec) -> tuple[float, float]:
-    """Mean and standard deviation of the log-mel fbank values over some clips (before normalisation).
-
-    What a new dataset computes in place of the AudioSet statistics (``spec.audio_mean``, ``spec.audio_std``).
-    Only the frames the sound fills count (:func:`kaldi_fbank`, no padding): padding zeros are not log energies.
-    """
-    if not paths:
-        raise ValueError("no clips to compute fbank statistics from")
-    values = torch.cat([kaldi_fbank(load_waveform(path, spec.sample_rate), spec).flatten() for path in paths])
-    return float(values.mean()), float(values.std())

@@ -58,3 +58,22 @@ def test_cli_runs_the_same_functions(recipe_files, capsys):
                  "--task", "retrieval"]) == 0
     assert "a2v" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert main(["pretrain", "--recipe", str(root / "missing.yaml"), "--out", str(root / "x")]) == 2
+
+
+def test_a_recipe_trains_from_a_prepared_cache(recipe_files, capsys):
+    from mavil_lite.cache import prepare_cache
+    from mavil_lite.cli import main
+
+    root, files = recipe_files
+    manifest = yaml.safe_load(files["pretrain"].read_text())["data"]["manifest"]
+    prepare_cache(manifest, root / "cache", preset="tiny", progress=False)
+    from_cache = load_clips(load_recipe(files["linprobe"], [f"data.cache={root / 'cache'}"]), progress=False)
+    decoded = load_clips(load_recipe(files["linprobe"]), progress=False)
+    assert from_cache.files == decoded.files and from_cache.classes == decoded.classes
+    assert (from_cache.targets == decoded.targets).all() and (from_cache.video == decoded.video).all()
+    assert (from_cache.audio - decoded.audio).abs().max() < 1e-2  # the cache stores the fbank in float16
+    assert main(["pretrain", "--recipe", str(files["pretrain"]), "--out", str(root / "from_cache"), "--device", "cpu",
+                 f"data.cache={root / 'cache'}"]) == 0
+    assert (root / "from_cache" / "checkpoint.pt").exists()
+    with pytest.raises(ValueError, match="do not match"):
+        load_clips(load_recipe(files["pretrain"], [f"data.cache={root / 'cache'}", "data.features=small"]))

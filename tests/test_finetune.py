@@ -104,3 +104,40 @@ def test_distributed_predictions_count_every_clip_once(tmp_path):
     gathered = torch.load(tmp_path / "logits.pt", weights_only=True)
     assert gathered.shape == (7, 3)
     torch.testing.assert_close(gathered, single, atol=1e-5, rtol=1e-5)
+
+
+def test_mixup_mixes_the_waveforms_then_computes_the_fbank(tmp_path):
+    """AudioMAE's mixup: the fbank of lam * own sound + (1 - lam) * partner's (cut / zero-padded to the own length)."""
+    import numpy as np
+    import scipy.io.wavfile
+
+    from mavil_lite.dataset import decode_manifest
+    from mavil_lite.finetune import mix_audio
+    from mavil_lite.media import FeatureSpec, load_waveform, normalize_fbank, waveform_to_fbank, window_samples
+
+    rng = np.random.default_rng(0)
+    seconds = {"a.wav": 1.0, "b.wav": 2.5, "c.wav": 6.0}  # shorter and longer than the 3.84 s window
+    for name, duration in seconds.items():
+        scipy.io.wavfile.write(tmp_path / name, 16000, (0.1 * rng.standard_normal(int(16000 * duration))).astype(np.float32))
+    (tmp_path / "m.csv").write_text("file,labels,split\n" + "".join(f"{n},{n[0]},train\n" for n in seconds))
+    spec = FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64)
+    clips = decode_manifest(tmp_path / "m.csv", spec, progress=False, keep_waveforms=True)
+    assert clips.waveforms.shape == (3, window_samples(spec)) 
+    assert clips.waveform_lengths.tolist() == [16000, 40000, window_samples(spec)]  # cut where the fbank stops reading
+    assert decode_manifest(tmp_path / "m.csv", spec, progress=False).waveforms is None  # only when asked
+
+    index = torch.tensor([0, 1, 2])
+    audio, _, _ = clips.batch(index)
+    assert torch.allclose(mix_audio(clips, index, audio, 1.0), audio, atol=1e-4)  # lam = 1: the clips themselves
+    mixed = mix_audio(clips, index, audio, 0.3)
+    sounds = [load_waveform(tmp_path / n)[0] for n in seconds]
+    own, partner = sounds[0], sounds[2][:16000]  # clip 0 pairs with clip 2, cut to clip 0's 1 s
+    expected = normalize_fbank(waveform_to_fbank((0.3 * own + 0.7 * partner).unsqueeze(0), spec))
+    assert torch.allclose(mixed[0, 0], expected, atol=1e-3)
+    own, partner = sounds[2][:window_samples(spec)], torch.nn.functional.pad(sounds[0], (0, window_samples(spec) - 16000))
+    expected = normalize_fbank(waveform_to_fbank((0.3 * own + 0.7 * partner).unsqueeze(0), spec))
+    assert torch.allclose(mixed[2, 0], expected, atol=1e-3)  # the short partner is zero-padded
+    feature_mix = 0.3 * audio + 0.7 * audio.flip(0)
+    assert (mixed[0] - feature_mix[0]).abs().max() > 0.1  # not the same thing as mixing log-mel features
+    subset = clips.subset("train")
+    assert subset.waveforms.shape == clips.waveforms.shape and subset.features == spec

@@ -176,16 +176,18 @@ def test_sampled_frame_times_are_the_loaded_frames_times(clip):
     assert wrapped == pytest.approx([1.0, 0.0, 1.0], abs=1e-3)  # a 2 s clip repeats
 
 
-def test_fbank_statistics_ignore_padding(clip):
-    from mavil_lite.media import fbank_statistics, kaldi_fbank
+def test_fbank_statistics_of_files_ignore_padding(clip):
+    from mavil_lite.audio_stats import dataset_statistics
+    from mavil_lite.media import kaldi_fbank
 
     long_window = FeatureSpec(audio_frames=1024, mel_bins=64)  # 10.24 s: the 2 s clip would be mostly padding
-    mean, std = fbank_statistics([clip, clip], long_window)
+    statistics = dataset_statistics([clip, clip], long_window, progress=False)
     own = kaldi_fbank(load_waveform(clip), long_window)
-    assert own.shape[0] < 300 and mean == pytest.approx(float(own.mean()), abs=1e-4)
-    assert std == pytest.approx(float(own.std()), rel=1e-3)
+    assert own.shape[0] < 300 and statistics["mean"] == pytest.approx(float(own.mean()), abs=1e-4)
+    assert statistics["std"] == pytest.approx(float(own.std()), rel=1e-3)
+    assert statistics["clips"] == 2 and statistics["values"] == 2 * own.numel()
     with pytest.raises(ValueError):
-        fbank_statistics([], long_window)
+        dataset_statistics([], long_window)
 
 
 CONTAINERS = [  # (extension, video codec, audio codec, frame rate): what people store clips as
