@@ -51,7 +51,7 @@ from bench_data import machine as data_bench_machine
 from mavil_lite.ablation import ablation_runs
 from mavil_lite.cache import PREPARE_PRESETS
 from mavil_lite.dataset import ClipTensors
-from mavil_lite.engine import weight_decay_groups
+from mavil_lite.engine import make_optimizer, weight_decay_groups
 from mavil_lite.flops import forward_flops, num_patches, step_flops
 from mavil_lite.masking import num_visible
 from mavil_lite.media import frames_to_tensor
@@ -223,8 +223,7 @@ def make_step(case: Case, config: MAViLConfig, teacher_config: MAViLConfig | Non
     if teacher_config is not None:
         teacher = MAViL(teacher_config).to(case.device).eval().requires_grad_(False)
     train_config = get_preset(case.preset).pretrain
-    optimizer = torch.optim.AdamW(weight_decay_groups(model, train_config.weight_decay), lr=train_config.lr(),
-                                  betas=train_config.betas)
+    optimizer = make_optimizer(weight_decay_groups(model, train_config.weight_decay), train_config.lr(), train_config)
     inputs = random_inputs(config, case.batch, case.device)
     noise = model.mask_noise(case.batch, torch.Generator().manual_seed(0))  # the engine draws it per step
     autocast = torch.autocast(torch.device(case.device).type, dtype=torch.bfloat16, enabled=case.bf16)

@@ -92,6 +92,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def make_optimizer(param_groups, lr: float, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``param_groups`` (timm's scheduler later applies any group's ``lr_scale``).
+
+    Fused: one kernel updates every tensor, where the default loops over them; on a CPU that loop costs about as
+    much as a tiny model's forward and backward (``benchmarks/run_all.py`` section b).
+    """
+    return torch.optim.AdamW(param_groups, lr=lr, betas=config.betas, fused=True)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Tensors, numbers and strings only: ``weights_only`` refuses a file that would run pickled code."""
     try:
@@ -135,7 +144,7 @@ def train(
     lr = config.lr(world)
     model.to(ctx.device).train()
     groups = param_groups if param_groups is not None else weight_decay_groups(model, config.weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=config.betas)  # timm's scheduler applies any lr_scale
+    optimizer = make_optimizer(groups, lr, config)
     scheduler = CosineLRScheduler(optimizer, t_initial=total_steps, warmup_t=config.warmup_epochs * steps_per_epoch,
                                   warmup_lr_init=lr * 1e-3, lr_min=lr * 1e-2, t_in_epochs=False)
     result, start_step = TrainResult(), 0

@@ -220,18 +220,21 @@ class MAViL(nn.Module):
         teacher: "MAViL | None" = None,
         mask_ratio: float | None = None,
         noise: dict[str, torch.Tensor] | None = None,
+        targets: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         """One pre-training step's forward: audio ``(B, 1, T, F)``, video ``(B, 3, frames, H, W)``.
 
-        Returns the loss terms (``loss`` is the total), and under ``preds`` / ``mask`` the per-modality
-        predictions ``(B, N, P)`` and masks ``(B, N)`` for visualisation.
+        Stage 2 takes either the ``teacher`` or its ``targets`` for these clips, computed beforehand with
+        ``teacher.fused_targets`` (``(B, N, dim)`` per modality). Returns the loss terms (``loss`` is the total),
+        and under ``preds`` / ``mask`` the per-modality predictions ``(B, N, P)`` and masks ``(B, N)``.
         """
         inputs = self._inputs(audio, video)
         if not self.config.with_decoders:
             raise RuntimeError("this model was built without decoders (inference only): use encode() or embed()")
-        if self.config.target == "teacher" and teacher is None:
-            raise ValueError("a stage-2 model (target='teacher') needs a teacher model")
-        targets = teacher.fused_targets(**inputs) if teacher is not None else None
+        if self.config.target == "teacher" and teacher is None and targets is None:
+            raise ValueError("a stage-2 model (target='teacher') needs a teacher model or its targets")
+        if targets is None and teacher is not None:
+            targets = teacher.fused_targets(**inputs)
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         tokens, masking, second_view = self.forward_encoder(inputs, ratio, bool(self.config.intra_contrast_weight), noise)
         fused = self.forward_fusion(tokens)

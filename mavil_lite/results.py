@@ -106,6 +106,10 @@ def git_commit(repo: str | Path | None = None) -> str:
         return "unknown"
 
 
+# taken when a run starts (a notebook imports this module in its first cell), not when its table is written
+COMMIT_AT_IMPORT = git_commit()
+
+
 def config_hash(config: Any) -> str:
     """A short, stable hash of a configuration (dataclasses as dicts, keys sorted)."""
     text = json.dumps(config, sort_keys=True, default=lambda o: getattr(o, "__dict__", str(o)))
@@ -120,7 +124,7 @@ def measured(values: Iterable[float], *, dataset: str, scale: dict, wall_s: floa
     the paper reports accuracy); the table shows it beside our number.
     """
     return {"ours": summarize(values), "dataset": dataset, "scale": scale, "wall_s": float(wall_s),
-            "commit": commit or git_commit(), "config_hash": config_hash(config), "comparable": comparable,
+            "commit": commit or COMMIT_AT_IMPORT, "config_hash": config_hash(config), "comparable": comparable,
             "ours_metric": METRIC_NAMES.get(metric, metric)}
 
 

@@ -127,3 +127,22 @@ def test_metrics_log_is_json_lines(tmp_path):
     pretrain(model(), clips(), replace(CONFIG, log_every=1), log_path=tmp_path / "log.jsonl", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and {"loss", "inter", "intra_audio", "lr"} <= set(rows[0])
+
+
+def test_stage2_with_targets_computed_once_trains_like_running_the_teacher_every_step():
+    from mavil_lite.pretrain import all_teacher_targets, teacher_target_bytes
+
+    teacher = model()
+    pretrain(teacher, clips(), CONFIG, progress=False)
+    data = clips()
+    targets = all_teacher_targets(teacher, data, "cpu", batch_size=5, progress=False)  # batches unlike training's
+    assert {m: tuple(t.shape) for m, t in targets.items()} == {"audio": (16, 8, 48), "video": (16, 8, 48)}
+    assert teacher_target_bytes(teacher, 16) == 16 * 16 * 48 * 4
+    direct = teacher.fused_targets(*data.batch(torch.arange(16))[:2])
+    assert all(torch.allclose(targets[m], direct[m], atol=1e-5) for m in direct)
+
+    students = [model(target="teacher") for _ in range(2)]
+    runs = [pretrain(student, data, CONFIG, teacher=teacher, cache_teacher_targets=cache, progress=False)
+            for student, cache in zip(students, (False, True))]
+    assert runs[0].history["loss"] == pytest.approx(runs[1].history["loss"], rel=1e-4)
+    assert_same_weights(*students, atol=1e-5)
