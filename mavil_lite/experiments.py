@@ -64,6 +64,21 @@ def load_model(path: str | Path, **overrides: Any) -> MAViL:
     return model
 
 
+def for_modalities(config: MAViLConfig, present: tuple[str, ...], announce: bool = True) -> MAViLConfig:
+    """The config restricted to the modalities a dataset has: an audio-only set (FSDD) pre-trains an audio MAE,
+    not a video encoder on zero frames and a contrast against them."""
+    if set(config.modalities) <= set(present):
+        return config
+    kept = tuple(m for m in config.modalities if m in present)
+    if not kept:
+        raise ValueError(f"the data has {present} but the model wants {config.modalities}")
+    if announce:
+        print(f"the data has no {' or '.join(set(config.modalities) - set(kept))}: pre-training {' and '.join(kept)} only")
+    single = len(kept) < 2
+    return MAViLConfig(**{**config.to_dict(), "modalities": kept,
+                          "inter_contrast_weight": 0.0 if single else config.inter_contrast_weight})
+
+
 def run_pretrain(recipe: Recipe, out_dir: str | Path, teacher: str | Path | None = None, device: str = "auto",
                  num_workers: int = 0, progress: bool = True, init: dict[str, str | Path] | None = None) -> Path:
     """Stage 1, or stage 2 with ``teacher`` (a checkpoint): returns the checkpoint path (resumes if present).
@@ -73,7 +88,10 @@ def run_pretrain(recipe: Recipe, out_dir: str | Path, teacher: str | Path | None
     """
     ctx = init_distributed(device)
     out_dir = Path(out_dir)
-    config = recipe.model_config()
+    data = load_clips(recipe, num_workers, progress and ctx.is_main)
+    split = recipe.data.get("pretrain_split", "train")  # keep the test clips unseen, unless told otherwise
+    data = data if split == "all" else data.subset(split)
+    config = for_modalities(recipe.model_config(), data.modalities, announce=ctx.is_main)
     teacher_model = None
     if teacher is not None:
         teacher_model = load_model(teacher)
@@ -84,9 +102,6 @@ def run_pretrain(recipe: Recipe, out_dir: str | Path, teacher: str | Path | None
         report = load_vit_into_encoder(model, load_checkpoint(path), modality)
         if ctx.is_main:
             print(f"{modality} encoder from {path}: {report}")
-    data = load_clips(recipe, num_workers, progress and ctx.is_main)
-    split = recipe.data.get("pretrain_split", "train")  # keep the test clips unseen, unless told otherwise
-    data = data if split == "all" else data.subset(split)
     checkpoint = out_dir / "checkpoint.pt"
     pretrain(model, data, recipe.train_config(), teacher=teacher_model, checkpoint=checkpoint, ctx=ctx,
              log_path=out_dir / "log.jsonl", progress=progress)

@@ -77,3 +77,19 @@ def test_a_recipe_trains_from_a_prepared_cache(recipe_files, capsys):
     assert (root / "from_cache" / "checkpoint.pt").exists()
     with pytest.raises(ValueError, match="do not match"):
         load_clips(load_recipe(files["pretrain"], [f"data.cache={root / 'cache'}", "data.features=small"]))
+
+
+def test_an_audio_only_dataset_pre_trains_an_audio_model(recipe_files, tmp_path):
+    import numpy as np
+    import scipy.io.wavfile
+
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        scipy.io.wavfile.write(tmp_path / f"{i}.wav", 16000, (0.1 * rng.standard_normal(32000)).astype(np.float32))
+    (tmp_path / "m.csv").write_text("file,split\n" + "".join(f"{i}.wav,train\n" for i in range(10)))
+    _, files = recipe_files
+    recipe = load_recipe(files["pretrain"], [f"data.manifest={tmp_path / 'm.csv'}"])
+    assert recipe.model_config().modalities == ("audio", "video") and recipe.model_config().inter_contrast_weight
+    model = load_model(run_pretrain(recipe, tmp_path / "run", device="cpu", progress=False))
+    assert model.config.modalities == ("audio",) and model.config.inter_contrast_weight == 0.0
+    assert model.config.intra_contrast_weight == 0.01  # two masked views of the sound still contrast
