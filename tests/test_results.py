@@ -63,3 +63,15 @@ def test_schema_rejects_a_measured_number_without_its_provenance():
     entry["status"] = "better"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(record, RESULTS_SCHEMA)
+
+
+def test_the_committed_reproductions_validate_and_have_two_seeds():
+    from pathlib import Path
+
+    committed = sorted((Path(__file__).resolve().parents[1] / "reproduce" / "results").glob("*/*/results.json"))
+    assert len(committed) >= 3
+    for path in committed:
+        record = json.loads(path.read_text())
+        jsonschema.validate(record, RESULTS_SCHEMA)
+        assert len(record["seeds"]) >= 2, path
+        assert all(len(e["ours"]["values"]) == len(record["seeds"]) for e in record["entries"] if e["ours"]), path
