@@ -1,7 +1,9 @@
 """The recipe runners end to end on a few synthetic clips: pre-train, stage 2, probe, fine-tune, retrieval."""
 import json
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from mavil_lite.experiments import (load_classifier, load_clips, load_model, run_finetune, run_pretrain,
@@ -93,3 +95,23 @@ def test_an_audio_only_dataset_pre_trains_an_audio_model(recipe_files, tmp_path)
     model = load_model(run_pretrain(recipe, tmp_path / "run", device="cpu", progress=False))
     assert model.config.modalities == ("audio",) and model.config.inter_contrast_weight == 0.0
     assert model.config.intra_contrast_weight == 0.01  # two masked views of the sound still contrast
+
+
+def test_the_chain_reuses_checkpoints_that_torchrun_launches_wrote(recipe_files, tmp_path):
+    """pretrain.ipynb's paper-scale launches write checkpoints/<run>/checkpoint.pt; the table notebooks load those."""
+    from mavil_lite.presets import get_preset
+    from mavil_lite.reproduction import pretrain_chain, torchrun_commands
+
+    _, files = recipe_files
+    preset = get_preset("smoke")
+    commands = torchrun_commands(preset, tmp_path / "seed0", nproc_per_node=1)
+    outs = [Path(c[c.index("--out") + 1]) for c in commands]
+    assert [o.name for o in outs] == ["av_inter_intra", "stage2_iter1"]
+    assert commands[1][commands[1].index("--teacher") + 1] == str(outs[0] / "checkpoint.pt")
+    stage1 = run_pretrain(load_recipe(files["pretrain"]), outs[0], device="cpu", progress=False)  # as a launch would
+    run_pretrain(load_recipe(files["pretrain"]), outs[1], teacher=stage1, device="cpu", progress=False)
+    models, histories = pretrain_chain(None, preset, tmp_path / "seed0", progress=False)  # no data: nothing trains
+    assert list(models) == ["av_inter_intra", "stage2_iter1"] and models["stage2_iter1"].config.target == "teacher"
+    assert all(h["loss"] and h["wall_s"] > 0 for h in histories.values())
+    reference = load_model(outs[1] / "checkpoint.pt").state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in models["stage2_iter1"].state_dict().items())
