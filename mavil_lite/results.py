@@ -95,13 +95,18 @@ def status_of(paper: float | None, ours: dict | None, comparable: bool) -> str:
     return "below" if ours["mean"] < paper else "above"
 
 
+CODE_PATHS = ("mavil_lite", "reproduce/*.ipynb", "reproduce/recipes", "pyproject.toml")
+
+
 def git_commit(repo: str | Path | None = None) -> str:
-    """The checked-out commit, with ``-dirty`` when tracked files differ from it; 'unknown' outside git."""
+    """The checked-out commit, with ``-dirty`` when the code (`CODE_PATHS`, not results or docs) differs from
+    it; 'unknown' outside git."""
     repo = Path(repo or Path(__file__).resolve().parents[1])
     try:
         run = lambda *args: subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
         commit = run("rev-parse", "--short=12", "HEAD").strip()
-        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no").strip() else "")
+        changed = run("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS).strip()
+        return commit + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
