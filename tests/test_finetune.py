@@ -1,6 +1,5 @@
 """Fine-tuning: heads per modality, layer-wise lr decay order, augmentations, and that it learns."""
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
