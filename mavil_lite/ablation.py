@@ -18,8 +18,7 @@ what a CPU affords, and it measures the representation more directly.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from .dataset import ClipTensors
 from .model import MAViL
 from .presets import RunPreset
 from .pretrain import pretrain
-from .probe import embed_dataset, is_multilabel, linear_probe
+from .probe import probe_embedding
 from .results import measured
 from .tables import paper_ablation
 
@@ -62,12 +61,7 @@ def ablation_runs(preset: RunPreset) -> dict[int, list[Run]]:
 
 def probe_model(model: MAViL, train: ClipTensors, test: ClipTensors, device="cpu", seed: int = 0, progress=True) -> dict[str, dict]:
     """Linear-probe each of the model's modalities: ``{modality: linear_probe result}``."""
-    results = {}
-    for m in model.modalities:
-        x_train = embed_dataset(model, train, m, device, progress=progress)
-        x_test = embed_dataset(model, test, m, device, progress=progress)
-        results[m] = linear_probe(x_train, train.targets, x_test, test.targets, is_multilabel(train.targets), seed=seed)
-    return results
+    return {m: probe_embedding(model, train, test, m, device, seed, progress) for m in model.modalities}
 
 
 def run_ablation(
@@ -129,7 +123,7 @@ def ablation_measurements(results_by_seed: dict[int, dict], dataset: str, scale:
     """
     ours = {}
     for index, (row, runs) in enumerate(ablation_runs(preset).items()):
-        config = {"preset": dataclasses.asdict(preset), "runs": [dataclasses.asdict(run) for run in runs], "data": dataset}
+        config = {"preset": asdict(preset), "runs": [asdict(run) for run in runs], "data": dataset}
         wall_s = sum(result["rows"][index]["wall_s"] for result in results_by_seed.values())
         metric = next(iter(results_by_seed.values()))["rows"][index]["metric"]
         for modality, key in (("A", "audio"), ("V", "video")):

@@ -101,10 +101,13 @@ def make_optimizer(param_groups, lr: float, config: TrainConfig) -> torch.optim.
     return torch.optim.AdamW(param_groups, lr=lr, betas=config.betas, fused=True)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Tensors, numbers and strings only: ``weights_only`` refuses a file that would run pickled code."""
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """Tensors, numbers and strings only: ``weights_only`` refuses a file that would run pickled code.
+
+    ``mmap`` maps the tensors instead of reading them, for a caller that only looks at the small entries.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # the unpickler's own message does not say which file
         raise type(error)(f"{path}: refused or unreadable checkpoint ({error})") from error
 

@@ -19,10 +19,10 @@ from .engine import load_checkpoint
 from .finetune import MAViLClassifier, finetune, predict
 from .init_weights import load_vit_into_encoder
 from .interop import from_public_mavil
-from .metrics import accuracy, audio_video_retrieval, mean_average_precision
+from .metrics import accuracy, mean_average_precision
 from .model import MAViL, MAViLConfig
 from .pretrain import pretrain
-from .probe import embed_dataset
+from .probe import contrast_retrieval
 from .recipes import Recipe
 
 
@@ -163,5 +163,4 @@ def run_retrieval(recipe: Recipe, ckpt: str | Path, split: str = "test", device:
     """
     model = load_model(ckpt).to(device).eval()
     clips = load_clips(recipe, num_workers, progress).subset(split)
-    audio, video = (embed_dataset(model, clips, f"{m}_contrast", device, progress=progress) for m in ("audio", "video"))
-    return audio_video_retrieval(audio, video)
+    return contrast_retrieval(model, clips, device, progress)

@@ -22,7 +22,7 @@ def _finished(checkpoint: str | Path | None, config: TrainConfig) -> bool:
     """Whether ``checkpoint`` holds a run that already did all ``config.epochs`` (nothing left to compute)."""
     if checkpoint is None or not Path(checkpoint).is_file():
         return False
-    return load_checkpoint(checkpoint).get("epoch", 0) >= config.epochs
+    return load_checkpoint(checkpoint, mmap=True).get("epoch", 0) >= config.epochs  # train() reads it in full
 
 
 TEACHER_TARGETS_MAX_BYTES = 2**31  # above this, stage 2 runs the teacher every step instead of once per clip

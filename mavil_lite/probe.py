@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from mavil_lite.metrics import ArrayLike, mean_average_precision, to_numpy
+from mavil_lite.metrics import ArrayLike, audio_video_retrieval, mean_average_precision, to_numpy
 
 # Inverse L2 strength on standardised features. 1.0 is sklearn's default and is a reasonable middle ground for
 # a few hundred clips x ~200 dimensions: strong enough not to memorise, weak enough not to flatten good features.
@@ -222,3 +222,16 @@ def embed_dataset(model, clips, kind: str, device: str | torch.device = "cpu", b
         return pooled.float().cpu()
 
     return embed_clips(embed_fn, clips, batch_size=batch_size, progress=progress)
+
+
+def probe_embedding(model, train, test, kind: str, device: str | torch.device = "cpu", seed: int = 0,
+                    progress: bool = False) -> dict:
+    """`linear_probe` on the frozen model's ``kind`` embedding (`embed_dataset`), fitted on ``train``, scored on ``test``."""
+    x_train, x_test = (embed_dataset(model, clips, kind, device, progress=progress) for clips in (train, test))
+    return linear_probe(x_train, train.targets, x_test, test.targets, is_multilabel(train.targets), seed=seed)
+
+
+def contrast_retrieval(model, clips, device: str | torch.device = "cpu", progress: bool = False) -> dict[str, dict]:
+    """`audio_video_retrieval` among ``clips``, embedded in the inter-modal space (``*_contrast`` kinds)."""
+    audio, video = (embed_dataset(model, clips, f"{m}_contrast", device, progress=progress) for m in ("audio", "video"))
+    return audio_video_retrieval(audio, video)

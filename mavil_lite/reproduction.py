@@ -34,11 +34,10 @@ from .ablation import ablation_runs
 from .dataset import ClipTensors, decode_manifest
 from .engine import load_checkpoint
 from .experiments import load_model
-from .metrics import audio_video_retrieval
 from .model import MAViL
 from .presets import RunPreset
 from .pretrain import pretrain
-from .probe import embed_dataset, is_multilabel, linear_probe
+from .probe import contrast_retrieval, probe_embedding
 from .synthetic import generate_synthetic_dataset
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
@@ -178,13 +177,11 @@ def torchrun_commands(preset: RunPreset, run_dir: str | Path, nproc_per_node: in
 def probe_percent(model: MAViL, train: ClipTensors, test: ClipTensors, kind: str, device: str = "cpu",
                   seed: int = 0) -> tuple[float, str]:
     """A linear probe on the frozen ``kind`` embedding ('audio', 'video' or 'av'): ``(score in %, metric)``."""
-    x_train, x_test = (embed_dataset(model, clips, kind, device) for clips in (train, test))
-    result = linear_probe(x_train, train.targets, x_test, test.targets, is_multilabel(train.targets), seed=seed)
+    result = probe_embedding(model, train, test, kind, device, seed)
     return 100 * result["value"], result["metric"]
 
 
 def audio_to_video_r1(model: MAViL, clips: ClipTensors, device: str = "cpu") -> dict[str, float]:
     """Audio-to-video retrieval among ``clips`` in the inter-modal space: R@1 in %, median rank, candidates."""
-    audio, video = (embed_dataset(model, clips, f"{m}_contrast", device) for m in ("audio", "video"))
-    a2v = audio_video_retrieval(audio, video)["a2v"]
+    a2v = contrast_retrieval(model, clips, device)["a2v"]
     return {"R@1": 100 * a2v["R@1"], "median_rank": a2v["median_rank"], "candidates": a2v["num_pairs"]}
