@@ -159,4 +159,5 @@ def load_cache(cache_dir: str | Path, split: str | None = None, progress: bool =
             video[row] = item["video"]
     return ClipTensors(audio=audio, video=video, targets=reader.targets[chosen], classes=reader.classes,
                        splits=[reader.rows[index]["split"] for index in chosen],
-                       files=[reader.rows[index]["file"] for index in chosen], has_audio=has_audio, has_video=has_video)
+                       files=[reader.rows[index]["file"] for index in chosen], has_audio=has_audio, has_video=has_video,
+                       features=reader.spec)

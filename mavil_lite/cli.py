@@ -128,7 +128,8 @@ def _add_recipe_arguments(parser, with_out: bool = True) -> None:
     if with_out:
         parser.add_argument("--out", required=True, help="run directory: checkpoint.pt, log.jsonl, metrics.json")
     parser.add_argument("--device", default="auto", help="auto (this process's GPU, else CPU), cpu or cuda")
-    parser.add_argument("--workers", type=int, default=0, help="decoding processes (0 = in this process)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="decoding processes; with data.stream=true, DataLoader workers (0 = in this process)")
     parser.add_argument("overrides", nargs="*", help="recipe overrides such as train.epochs=2 model.mask_ratio=0.75")
 
 

@@ -115,7 +115,7 @@ class ClipTensors:
     # kept only when asked (fine-tuning's waveform mixup): the sound the fbank was computed from, 16 kHz
     waveforms: Tensor | None = None         # (N, S) float32, zero after each clip's length; S covers the fbank window
     waveform_lengths: Tensor | None = None  # (N,) int64 samples
-    features: FeatureSpec | None = None     # how `audio` was made from `waveforms` (fbank size, normalisation)
+    features: FeatureSpec | None = None     # the feature spec of `audio` (and of `waveforms`, when kept)
 
     def __post_init__(self):
         if self.has_audio is None:

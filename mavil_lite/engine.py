@@ -10,6 +10,8 @@ Exact resume and exact N-process equivalence come from one rule: every random dr
 global batch ``k`` is its ``k``-th slice, and process ``r`` takes rows ``[r * B, (r + 1) * B)`` of it;
 the step's generator (masking noise, mixup) is seeded by (seed, step) and draws for the *global* batch.
 A run killed at any step and resumed, or split over N processes, therefore computes the same thing.
+Because the order is known in advance, a data source that reads from disk (`streaming.StreamedClips`) is handed
+this process's whole schedule (`micro_batches`) before the first step and its workers read ahead.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from timm.optim import param_groups_weight_decay
@@ -132,12 +134,15 @@ def train(
     tensorboard_dir: str | Path | None = None,
     progress: bool = True,
     desc: str = "train",
+    prefetch: Callable[[Iterator[Schedule] | None], None] | None = None,
 ) -> TrainResult:
     """Optimise ``loss_fn`` over ``num_clips`` clips for ``config.epochs`` epochs.
 
     ``loss_fn(model, step)`` returns scalar terms including ``loss``. ``sample_weights`` ``(num_clips,)``
     switches from shuffling to weighted sampling with replacement (balanced sampling). With
     ``checkpoint``, the state is saved atomically and a run that finds a checkpoint resumes from it.
+    ``prefetch`` (a data source's, e.g. ``StreamedClips.prefetch``) receives the micro-batches this process
+    will ask for, from the first step still to run, then ``None`` when training stops.
     """
     world, global_batch = ctx.world_size, config.batch_size * ctx.world_size
     steps_per_epoch = num_clips // (global_batch * config.accum_steps)
@@ -170,55 +175,87 @@ def train(
     autocast = torch.autocast(torch.device(ctx.device).type, dtype=torch.bfloat16, enabled=config.bf16)
     logger = _Logger(log_path if ctx.is_main else None, tensorboard_dir if ctx.is_main else None)
     bar = tqdm(total=total_steps, initial=start_step, desc=desc, disable=not (progress and ctx.is_main))
-    order, order_epoch = None, -1
-    session_started, earlier_sessions_s = time.perf_counter(), result.wall_s
+    batches = micro_batches(num_clips, config, ctx, steps_per_epoch, start_step, total_steps, sample_weights)
+    if prefetch is not None:  # its own copy of the same schedule, to read ahead with
+        prefetch(micro_batches(num_clips, config, ctx, steps_per_epoch, start_step, total_steps, sample_weights))
+    try:
+        session_started, earlier_sessions_s = time.perf_counter(), result.wall_s
+        for step in range(start_step, total_steps):
+            epoch, step_in_epoch = divmod(step, steps_per_epoch)
+            scheduler.step_update(step)
+            torch.manual_seed(_seed(config.seed, step, ctx.rank))  # drop-path etc.: a function of the step too
+            optimizer.zero_grad(set_to_none=True)
+            terms_sum: dict[str, float] = {}
+            for micro in range(config.accum_steps):
+                index = next(batches).index
+                generator = torch.Generator().manual_seed(_seed(config.seed, step, micro))
+                context = ddp.no_sync() if world > 1 and micro < config.accum_steps - 1 else nullcontext()
+                step_info = Step(index, ctx.rank * config.batch_size, global_batch, generator, step)
+                with context:
+                    with autocast:
+                        terms = loss_fn(runner, step_info)
+                    (terms["loss"] / config.accum_steps).backward()
+                for k, v in terms.items():
+                    terms_sum[k] = terms_sum.get(k, 0.0) + v.item() / config.accum_steps
+            terms_mean = {k: all_reduce_mean(v) for k, v in terms_sum.items()}
+            bad = [k for k, v in terms_mean.items() if not math.isfinite(v)]
+            if bad:
+                raise FloatingPointError(f"{desc}: non-finite loss term(s) {bad} at step {step} (epoch {epoch}); "
+                                         f"the last good state is in {checkpoint or 'no checkpoint (none was set)'}")
+            if config.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            optimizer.step()
+            for k, v in terms_mean.items():
+                result.history.setdefault(k, []).append(v)
+            result.steps = step + 1
+            result.wall_s = earlier_sessions_s + time.perf_counter() - session_started
+            if step % config.log_every == 0 or step + 1 == total_steps:
+                logger.log(step, epoch, optimizer.param_groups[0]["lr"], terms_mean)
+            bar.update()
+            bar.set_postfix(loss=f"{terms_mean['loss']:.3f}", epoch=epoch)
+            end_of_epoch = step_in_epoch + 1 == steps_per_epoch
+            due = (step + 1) % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
+            if checkpoint and ctx.is_main and (due or step + 1 == total_steps):
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
+                    "epoch": epoch + end_of_epoch, "history": result.history, "wall_s": result.wall_s,
+                    "train_config": asdict(config),
+                    "model_config": model.config.to_dict() if hasattr(model, "config") else {},
+                })
+    finally:
+        if prefetch is not None:
+            prefetch(None)
+        bar.close()
+        logger.close()
+    return result
+
+
+@dataclass
+class Schedule:
+    """One micro-batch of this process, as `micro_batches` plans it."""
+
+    index: torch.Tensor  # (B,) clip indices
+    draws: torch.Tensor  # (B,) each clip's draw number in the run: epoch * num_clips + place in the epoch's order
+
+
+def micro_batches(num_clips: int, config: TrainConfig, ctx: DistributedContext, steps_per_epoch: int,
+                  start_step: int, total_steps: int, sample_weights: torch.Tensor | None = None) -> Iterator[Schedule]:
+    """This process's micro-batches from ``start_step`` to the end of the run, in training order.
+
+    Global micro-batch k of an epoch is slice k of the epoch's order; process r takes its rows
+    ``[r * B, (r + 1) * B)``. A draw number is the same for one process or N and after a resume, so a
+    random choice seeded by it (a clip's training window in `raw_clips.RawClips`) is too.
+    """
+    global_batch = config.batch_size * ctx.world_size
+    order_epoch, order = -1, None
     for step in range(start_step, total_steps):
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if epoch != order_epoch:
             order, order_epoch = _epoch_order(num_clips, config.seed, epoch, sample_weights), epoch
-        scheduler.step_update(step)
-        torch.manual_seed(_seed(config.seed, step, ctx.rank))  # drop-path etc.: a function of the step too
-        optimizer.zero_grad(set_to_none=True)
-        terms_sum: dict[str, float] = {}
         for micro in range(config.accum_steps):
-            first = (step_in_epoch * config.accum_steps + micro) * global_batch
-            index = order[first + ctx.rank * config.batch_size:first + (ctx.rank + 1) * config.batch_size]
-            generator = torch.Generator().manual_seed(_seed(config.seed, step, micro))
-            context = ddp.no_sync() if world > 1 and micro < config.accum_steps - 1 else nullcontext()
-            with context:
-                with autocast:
-                    terms = loss_fn(runner, Step(index, ctx.rank * config.batch_size, global_batch, generator, step))
-                (terms["loss"] / config.accum_steps).backward()
-            for k, v in terms.items():
-                terms_sum[k] = terms_sum.get(k, 0.0) + v.item() / config.accum_steps
-        terms_mean = {k: all_reduce_mean(v) for k, v in terms_sum.items()}
-        bad = [k for k, v in terms_mean.items() if not math.isfinite(v)]
-        if bad:
-            raise FloatingPointError(f"{desc}: non-finite loss term(s) {bad} at step {step} (epoch {epoch}); "
-                                     f"the last good state is in {checkpoint or 'no checkpoint (none was set)'}")
-        if config.clip_grad:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-        optimizer.step()
-        for k, v in terms_mean.items():
-            result.history.setdefault(k, []).append(v)
-        result.steps = step + 1
-        result.wall_s = earlier_sessions_s + time.perf_counter() - session_started
-        if step % config.log_every == 0 or step + 1 == total_steps:
-            logger.log(step, epoch, optimizer.param_groups[0]["lr"], terms_mean)
-        bar.update()
-        bar.set_postfix(loss=f"{terms_mean['loss']:.3f}", epoch=epoch)
-        end_of_epoch = step_in_epoch + 1 == steps_per_epoch
-        due = (step + 1) % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
-        if checkpoint and ctx.is_main and (due or step + 1 == total_steps):
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                "epoch": epoch + end_of_epoch, "history": result.history, "wall_s": result.wall_s,
-                "train_config": asdict(config),
-                "model_config": model.config.to_dict() if hasattr(model, "config") else {},
-            })
-    bar.close()
-    logger.close()
-    return result
+            first = (step_in_epoch * config.accum_steps + micro) * global_batch + ctx.rank * config.batch_size
+            places = torch.arange(first, first + config.batch_size)  # (B,) places in the epoch's order
+            yield Schedule(order[places], epoch * num_clips + places)
 
 
 def _epoch_order(num_clips: int, seed: int, epoch: int, sample_weights: torch.Tensor | None) -> torch.Tensor:

@@ -24,25 +24,36 @@ from .model import MAViL, MAViLConfig
 from .pretrain import pretrain
 from .probe import contrast_retrieval
 from .recipes import Recipe
+from .streaming import StreamedClips, stream_cache, stream_files
 
 
-def load_clips(recipe: Recipe, num_workers: int = 0, progress: bool = True, keep_waveforms: bool = False) -> ClipTensors:
-    """The recipe's clips in memory: read from its feature cache (``data.cache``, made by ``mavil-lite prepare``,
-    with that cache's features and labels), or else decoded from its manifest at the recipe's feature size.
+def load_clips(recipe: Recipe, num_workers: int = 0, progress: bool = True,
+               keep_waveforms: bool = False) -> ClipTensors | StreamedClips:
+    """The recipe's clips: from its feature cache (``data.cache``, made by ``mavil-lite prepare``, with that cache's
+    features and labels), or else from its manifest's media files at the recipe's feature size.
 
+    In memory (decoded once), or with ``data.stream: true`` read from disk by ``num_workers`` DataLoader workers as
+    training asks for them (datasets larger than memory; from media files, a new random video window each epoch,
+    leaving out the clips that ``data.report``, a `prepare` report.csv, records as failed).
     Pre-training and retrieval ignore labels, so their recipes read no label column unless they name one.
-    ``keep_waveforms`` keeps each clip's sound too (fine-tuning's waveform mixup); a cache holds none.
+    ``keep_waveforms`` keeps each clip's sound too (fine-tuning's waveform mixup); a cache or a stream holds none.
     """
-    if recipe.data.get("cache"):
-        clips = load_cache(Path(recipe.data["cache"]).expanduser(), progress=progress)
+    cache, stream = recipe.data.get("cache"), bool(recipe.data.get("stream"))
+    if cache:
+        cache = Path(cache).expanduser()
+        clips = stream_cache(cache, num_workers) if stream else load_cache(cache, progress=progress)
         expected = recipe.features()
-        if clips.audio.shape[2:] != (expected.audio_frames, expected.mel_bins) or clips.video.shape[1] != expected.video_frames:
-            raise ValueError(f"{recipe.data['cache']}: cached features (audio {tuple(clips.audio.shape[2:])}, "
-                             f"{clips.video.shape[1]} frames) do not match the recipe's {expected}")
+        if (clips.features.audio_frames, clips.features.mel_bins, clips.features.video_frames) != \
+                (expected.audio_frames, expected.mel_bins, expected.video_frames):
+            raise ValueError(f"{cache}: cached features ({clips.features}) do not match the recipe's {expected}")
         return clips
     default_labels = None if recipe.task in ("pretrain", "retrieval") else "labels"
-    return decode_manifest(recipe.manifest(), recipe.features(), label_column=recipe.data.get("label_column", default_labels),
-                           num_workers=num_workers, progress=progress, keep_waveforms=keep_waveforms)
+    label_column = recipe.data.get("label_column", default_labels)
+    if stream:
+        return stream_files(recipe.manifest(), recipe.features(), label_column, num_workers,
+                            report=recipe.data.get("report"))
+    return decode_manifest(recipe.manifest(), recipe.features(), label_column=label_column, num_workers=num_workers,
+                           progress=progress, keep_waveforms=keep_waveforms)
 
 
 def load_model(path: str | Path, **overrides: Any) -> MAViL:

@@ -149,7 +149,7 @@ def finetune(
     log_path: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Fine-tune (or linear-probe) ``classifier`` on the labelled clips of ``data``."""
+    """Fine-tune (or linear-probe) ``classifier`` on the labelled clips of ``data`` (in memory or streamed)."""
     ctx = ctx or DistributedContext()
     multilabel = bool((data.targets.sum(dim=1) != 1).any())
     if config.linear_probe:
@@ -179,7 +179,8 @@ def finetune(
 
     return train(classifier, len(data), loss_fn, train_config, param_groups=groups, checkpoint=checkpoint,
                  ctx=ctx, sample_weights=weights, log_path=log_path, progress=progress,
-                 desc=f"{'linprobe' if config.linear_probe else 'finetune'} {config.modality}")
+                 desc=f"{'linprobe' if config.linear_probe else 'finetune'} {config.modality}",
+                 prefetch=getattr(data, "prefetch", None))
 
 
 @torch.no_grad()

@@ -83,7 +83,8 @@ def pretrain(
     desc: str = "pretrain",
     cache_teacher_targets: bool | None = None,
 ) -> TrainResult:
-    """Pre-train ``model`` on every clip of ``data`` (labels unused).
+    """Pre-train ``model`` on every clip of ``data`` (labels unused): a `ClipTensors` in memory, or a
+    `streaming.StreamedClips` read from disk as training goes.
 
     Stage 2 when ``teacher`` is given: the teacher is frozen and run without gradients. With
     ``checkpoint``, the run saves its state as it goes and resumes from what it finds there (a finished
@@ -102,4 +103,5 @@ def pretrain(
             targets = all_teacher_targets(teacher, data, ctx.device, progress=progress and ctx.is_main)
             teacher = None
     return train(model, len(data), pretrain_step_fn(model, data, ctx.device, teacher, targets), config,
-                 checkpoint=checkpoint, ctx=ctx, log_path=log_path, progress=progress, desc=desc)
+                 checkpoint=checkpoint, ctx=ctx, log_path=log_path, progress=progress, desc=desc,
+                 prefetch=getattr(data, "prefetch", None))

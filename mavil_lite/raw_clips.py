@@ -3,7 +3,9 @@
 The alternative to the feature cache: no preparation step and no extra disk, at the price of decoding every clip
 every epoch (use DataLoader workers). It is also the only way to random video windows: the cache stores one
 window per clip (the evaluation window), while `RawClips(train=True)` draws a new 4 s window inside the clip for
-every item, as training does. The audio is always the clip's first `audio_frames` x 10 ms.
+every item, as training does; `read(index, draw)` draws the window from the training schedule's draw number
+instead, so that a run streamed by `streaming.stream_files` sees the same windows in any process and after a resume.
+The audio is always the clip's first `audio_frames` x 10 ms.
 
 Bad clips: the ones a `prepare` run recorded as failed in its report.csv are skipped up front (and counted); a
 clip that fails later, or a missing modality, gives zeros with `has_audio` / `has_video` False, so a batch never
@@ -51,16 +53,19 @@ class RawClips(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _rng(self, index: int) -> np.random.Generator | None:
-        """A fresh window per access in training; torch's per-worker seed makes workers draw different ones."""
-        if not self.train:
-            return None
-        self.draws += 1
-        return np.random.default_rng([self.seed, index, self.draws, torch.initial_seed() % 2 ** 32])
-
     def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """A random window in training (a new one per access: torch's per-worker seed makes workers differ)."""
+        if not self.train:
+            return self.read(index)
+        self.draws += 1
+        return self.read(index, (self.draws, torch.initial_seed() % 2 ** 32))
+
+    def read(self, index: int, draw: int | tuple[int, ...] | None = None) -> dict[str, Tensor]:
+        """The clip with its video window at `start_s` (draw None), or a random window seeded by (seed, index,
+        draw): the same draw gives the same window in any process (`engine.micro_batches` numbers them)."""
+        rng = None if draw is None else np.random.default_rng([self.seed, index, *np.atleast_1d(draw)])
         path, spec = self.records[index]["path"], self.spec
-        clip = check_clip(path, spec, self.modalities, start_s=self.start_s, rng=self._rng(index), num_threads=1,
+        clip = check_clip(path, spec, self.modalities, start_s=self.start_s, rng=rng, num_threads=1,
                           inspect=False)  # prepare inspected the clips; a failing one is inspected then
         status = clip.status(self.modalities)
         if status != "ok":

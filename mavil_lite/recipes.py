@@ -6,7 +6,10 @@ choices rather than facts from the paper::
     task: pretrain                      # pretrain | finetune | linprobe | retrieval
     model: {size: base, inter_contrast_weight: 0.01, ...}       # MAViLConfig via model_config(size, ...)
     data: {manifest: ..., label_column: labels, features: base}  # features: a presets.FEATURES name;
-                                        # pretrain_split: train (default, test clips unseen) or all
+                                        # pretrain_split: train (default, test clips unseen) or all;
+                                        # cache: a `mavil-lite prepare` folder to read instead of the media;
+                                        # stream: true reads clips from disk as training goes (streaming.py);
+                                        # report: a report.csv whose failed clips a media stream leaves out
     train: {epochs: 32, batch_size: 64, base_lr: 2.0e-4, ...}   # engine.TrainConfig
     finetune: {modality: audio, layer_decay: 0.75, ...}         # finetune.FinetuneConfig
     choices: [train.epochs, ...]        # [choice]: not given by the paper, see MAVIL_DESIGN.md

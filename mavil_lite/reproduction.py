@@ -157,14 +157,18 @@ def scale_record(preset: RunPreset, num_train_clips: int, devices: int = 1) -> d
 
 
 def torchrun_commands(preset: RunPreset, run_dir: str | Path, nproc_per_node: int, nnodes: int = 1, seed: int = 0,
-                      recipe: str = "as2m_pretrain", rdzv_endpoint: str = "localhost:29500") -> list[list[str]]:
+                      recipe: str = "as2m_pretrain", rdzv_endpoint: str = "localhost:29500",
+                      workers: int = 0) -> list[list[str]]:
     """The chain as ``torchrun`` launches of ``mavil-lite pretrain``, one per run, in training order.
+
+    ``workers``: data-loading processes per GPU (the paper recipes stream their clips from disk).
 
     Run each command on every one of the ``nnodes`` machines. Each run writes ``run_dir/checkpoints/<run>/``,
     where `pretrain_chain` (and so every table notebook) finds it; each stage-2 run's teacher is the run before.
     """
     launcher = ["torchrun", f"--nnodes={nnodes}", f"--nproc_per_node={nproc_per_node}", "--rdzv_backend=c10d",
-                f"--rdzv_endpoint={rdzv_endpoint}", "-m", "mavil_lite.cli", "pretrain", "--recipe", recipe]
+                f"--rdzv_endpoint={rdzv_endpoint}", "-m", "mavil_lite.cli", "pretrain", "--recipe", recipe,
+                "--workers", str(workers)]
     checkpoints = Path(run_dir) / "checkpoints"
     commands = []
     for run in chain_runs(preset):

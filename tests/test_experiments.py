@@ -99,13 +99,16 @@ def test_an_audio_only_dataset_pre_trains_an_audio_model(recipe_files, tmp_path)
 
 def test_the_chain_reuses_checkpoints_that_torchrun_launches_wrote(recipe_files, tmp_path):
     """pretrain.ipynb's paper-scale launches write checkpoints/<run>/checkpoint.pt; the table notebooks load those."""
+    from mavil_lite.cli import build_parser
     from mavil_lite.presets import get_preset
     from mavil_lite.reproduction import pretrain_chain, torchrun_commands
 
     _, files = recipe_files
     preset = get_preset("smoke")
-    commands = torchrun_commands(preset, tmp_path / "seed0", nproc_per_node=1)
+    commands = torchrun_commands(preset, tmp_path / "seed0", nproc_per_node=1, workers=3)
     outs = [Path(c[c.index("--out") + 1]) for c in commands]
+    launched = build_parser().parse_args(commands[1][commands[1].index("mavil_lite.cli") + 1:])
+    assert launched.workers == 3 and launched.teacher == str(outs[0] / "checkpoint.pt")
     assert [o.name for o in outs] == ["av_inter_intra", "stage2_iter1"]
     assert commands[1][commands[1].index("--teacher") + 1] == str(outs[0] / "checkpoint.pt")
     stage1 = run_pretrain(load_recipe(files["pretrain"]), outs[0], device="cpu", progress=False)  # as a launch would

@@ -1,0 +1,158 @@
+"""Training from disk (`StreamedClips`): DataLoader workers read the engine's schedule ahead, and a run from a
+stream computes exactly what the same run from memory does (also when resumed, and when fine-tuning from a recipe).
+From media files, every training draw gets its own random video window, the same in any process or rerun."""
+from dataclasses import replace
+
+import pytest
+import torch
+import yaml
+
+from mavil_lite.cache import prepare_cache, preset_spec
+from mavil_lite.cache_reader import load_cache
+from mavil_lite.distributed import DistributedContext
+from mavil_lite.engine import TrainConfig, micro_batches
+from mavil_lite.experiments import load_clips, run_finetune, run_pretrain
+from mavil_lite.media import FeatureSpec, frames_to_tensor
+from mavil_lite.model import create_model
+from mavil_lite.pretrain import pretrain
+from mavil_lite.raw_clips import RawClips
+from mavil_lite.recipes import load_recipe
+from mavil_lite.streaming import StreamedClips, stream_cache, stream_files
+from mavil_lite.synthetic import generate_synthetic_dataset
+from media_files import frame_numbers, numbered_frames, tone, write_media, write_wav
+
+TINY = preset_spec("tiny")
+CONFIG = TrainConfig(epochs=2, batch_size=4, base_lr=0.05, warmup_epochs=1)
+SMALL_MODEL = {"size": "tiny", "audio_depth": 1, "video_depth": 1, "fusion_depth": 1, "decoder_depth": 1,
+               "inter_contrast_weight": 0.1, "intra_contrast_weight": 0.1}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("streaming")
+    manifest = generate_synthetic_dataset(folder / "data", num_clips=16, seed=3, duration_s=2.0, progress=False)
+    return manifest, prepare_cache(manifest, folder / "cache", "tiny", shard_size=5, progress=False).out_dir
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return create_model(**SMALL_MODEL)
+
+
+def weights_equal(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_streamed_cache_trains_exactly_like_the_cache_in_memory(prepared, workers):
+    _, cache = prepared
+    in_memory, streamed = tiny_model(), tiny_model()
+    expected = pretrain(in_memory, load_cache(cache, progress=False), CONFIG, progress=False)
+    stream = stream_cache(cache, num_workers=workers)
+    result = pretrain(streamed, stream, CONFIG, progress=False)
+    assert result.history == expected.history and len(result.history["loss"]) == 2 * 16 // 4
+    assert weights_equal(in_memory, streamed)
+    assert stream.read_here == 0  # every training batch came from the read-ahead
+    assert stream._ahead is None  # and its workers were stopped when training ended
+
+
+def test_a_resumed_stream_ends_like_an_uninterrupted_run_in_memory(prepared, tmp_path):
+    _, cache = prepared
+    straight = tiny_model()
+    pretrain(straight, load_cache(cache, progress=False), CONFIG, progress=False)
+    pretrain(tiny_model(), stream_cache(cache), replace(CONFIG, epochs=1), checkpoint=tmp_path / "c.pt",
+             progress=False)
+    resumed = tiny_model()
+    stream = stream_cache(cache, num_workers=1)
+    pretrain(resumed, stream, CONFIG, checkpoint=tmp_path / "c.pt", progress=False)  # the second epoch only
+    assert weights_equal(straight, resumed) and stream.read_here == 0
+
+
+def test_batches_outside_the_schedule_are_read_in_place(prepared):
+    _, cache = prepared
+    stream, memory = stream_cache(cache), load_cache(cache, progress=False)
+    test = stream.subset("test")
+    index = torch.arange(len(test))
+    audio, video, targets = test.batch(index)
+    expected = memory.subset("test").batch(index)
+    assert torch.equal(audio, expected[0]) and torch.equal(video, expected[1]) and torch.equal(targets, expected[2])
+    assert audio.shape == (len(test), 1, 384, 64) and video.shape == (len(test), 3, 4, 64, 64)
+    assert test.read_here == len(test) and test.files == memory.subset("test").files
+    assert stream.modalities == ("audio", "video")
+
+
+def test_a_recipe_fine_tunes_from_a_stream_as_from_memory(prepared, tmp_path):
+    manifest, cache = prepared
+    recipe = tmp_path / "probe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "task": "finetune", "model": SMALL_MODEL, "data": {"manifest": str(manifest), "features": "tiny"},
+        "train": {"epochs": 1, "batch_size": 4, "base_lr": 0.01, "warmup_epochs": 0},
+        "finetune": {"modality": "av", "mixup": 1.0, "balanced_sampling": True}}))
+    backbone = tmp_path / "backbone.pt"
+    torch.save({"model": tiny_model().state_dict(), "model_config": tiny_model().config.to_dict()}, backbone)
+    metrics = {}
+    for stream in (False, True):
+        overrides = [f"data.cache={cache}", f"data.stream={str(stream).lower()}"]
+        assert isinstance(load_clips(load_recipe(recipe, overrides), progress=False), StreamedClips) == stream
+        metrics[stream] = run_finetune(load_recipe(recipe, overrides), backbone, tmp_path / f"ft{stream}",
+                                       device="cpu", num_workers=2, progress=False)
+    assert metrics[True] == metrics[False] and metrics[True]["n_test"] > 0
+
+
+def long_clip_manifest(folder):
+    (folder / "clips").mkdir()
+    write_media(folder / "clips" / "long.mp4", numbered_frames(64), 8, [tone(1000, 8.0)])  # 8 s at 8 fps
+    write_media(folder / "clips" / "long2.mp4", numbered_frames(64), 8, [tone(500, 8.0)])
+    (folder / "m.csv").write_text("file,labels\nclips/long.mp4,a\nclips/long2.mp4,b\n")
+    return folder / "m.csv"
+
+
+def test_media_file_windows_are_a_function_of_the_draw(tmp_path):
+    (tmp_path / "clips").mkdir()
+    write_media(tmp_path / "clips" / "long.mp4", numbered_frames(32), 8, [tone(1000, 4.0)])  # 4 s at 8 fps
+    (tmp_path / "m.csv").write_text("file,labels\nclips/long.mp4,speech\n")
+    spec = FeatureSpec(audio_frames=128, mel_bins=32, video_frames=2, video_fps=1.0, frame_size=32)  # a 2 s window
+    clips = RawClips(tmp_path / "m.csv", spec)
+    windows = [frame_numbers(clips.read(0, draw)["video"]) for draw in range(8)]
+    assert windows == [frame_numbers(clips.read(0, draw)["video"]) for draw in range(8)]  # the same again
+    assert len({first for first, _ in windows}) >= 4 and all(second - first == 8 for first, second in windows)
+    assert frame_numbers(clips.read(0)["video"]) == [0, 8]  # no draw: the evaluation window
+
+
+def test_a_stream_of_media_files_reads_the_window_of_each_draw_and_trains_the_same_twice(tmp_path):
+    manifest = long_clip_manifest(tmp_path)
+    stream = stream_files(manifest, TINY, num_workers=2)
+    assert stream.modalities == ("audio", "video") and len(stream) == 2
+    config = TrainConfig(epochs=3, batch_size=2, warmup_epochs=0)
+    schedule = list(micro_batches(len(stream), config, DistributedContext(), 1, 0, config.epochs))
+    stream.prefetch(iter(schedule))
+    windows = []
+    for part in schedule:
+        _, video, _ = stream.batch(part.index)
+        expected = [stream.dataset.read(i, draw)["video"] for i, draw in zip(part.index.tolist(), part.draws.tolist())]
+        assert torch.equal(video, frames_to_tensor(torch.stack(expected)))
+        windows += [frame_numbers(frames) for frames in expected]
+    stream.prefetch(None)
+    assert len({tuple(numbers) for numbers in windows}) >= 3 and stream.read_here == 0  # windows move by epoch
+    runs = [pretrain(tiny_model(), stream, config, progress=False).history for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_an_audio_only_manifest_streams_audio_only(tmp_path):
+    for name, hz in [("a.wav", 440), ("b.wav", 880)]:
+        write_wav(tmp_path / name, tone(hz, 1.0), 16000)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "m.csv").write_text("file,labels\na.wav,x\nb.wav,y\nempty.wav,z\n")
+    (tmp_path / "report.csv").write_text(f"file,status,reason\n{tmp_path / 'empty.wav'},failed,the file is empty\n")
+    stream = stream_files(tmp_path / "m.csv", TINY, report=tmp_path / "report.csv")
+    assert stream.modalities == ("audio",) and len(stream) == 2  # the recorded bad clip is left out
+    audio, video, _ = stream.batch([0, 1])
+    assert audio.abs().sum() > 0 and video.shape == (2, 3, 4, 64, 64)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"task": "pretrain", "model": SMALL_MODEL,
+                                      "data": {"manifest": str(tmp_path / "m.csv"), "features": "tiny",
+                                               "stream": True, "pretrain_split": "all",
+                                               "report": str(tmp_path / "report.csv")},
+                                      "train": {"epochs": 1, "batch_size": 2, "warmup_epochs": 0}}))
+    checkpoint = run_pretrain(load_recipe(recipe), tmp_path / "run", device="cpu", progress=False)
+    assert tuple(torch.load(checkpoint, weights_only=True)["model_config"]["modalities"]) == ("audio",)
