@@ -134,7 +134,7 @@ def train(
     tensorboard_dir: str | Path | None = None,
     progress: bool = True,
     desc: str = "train",
-    prefetch: Callable[[Iterator[Schedule] | None], None] | None = None,
+    prefetch: Callable[[Iterator[MicroBatch] | None], None] | None = None,
 ) -> TrainResult:
     """Optimise ``loss_fn`` over ``num_clips`` clips for ``config.epochs`` epochs.
 
@@ -231,15 +231,15 @@ def train(
 
 
 @dataclass
-class Schedule:
-    """One micro-batch of this process, as `micro_batches` plans it."""
+class MicroBatch:
+    """One micro-batch of this process, as `micro_batches` plans it: which clips, and each one's draw number."""
 
     index: torch.Tensor  # (B,) clip indices
     draws: torch.Tensor  # (B,) each clip's draw number in the run: epoch * num_clips + place in the epoch's order
 
 
 def micro_batches(num_clips: int, config: TrainConfig, ctx: DistributedContext, steps_per_epoch: int,
-                  start_step: int, total_steps: int, sample_weights: torch.Tensor | None = None) -> Iterator[Schedule]:
+                  start_step: int, total_steps: int, sample_weights: torch.Tensor | None = None) -> Iterator[MicroBatch]:
     """This process's micro-batches from ``start_step`` to the end of the run, in training order.
 
     Global micro-batch k of an epoch is slice k of the epoch's order; process r takes its rows
@@ -255,7 +255,7 @@ def micro_batches(num_clips: int, config: TrainConfig, ctx: DistributedContext, 
         for micro in range(config.accum_steps):
             first = (step_in_epoch * config.accum_steps + micro) * global_batch + ctx.rank * config.batch_size
             places = torch.arange(first, first + config.batch_size)  # (B,) places in the epoch's order
-            yield Schedule(order[places], epoch * num_clips + places)
+            yield MicroBatch(order[places], epoch * num_clips + places)
 
 
 def _epoch_order(num_clips: int, seed: int, epoch: int, sample_weights: torch.Tensor | None) -> torch.Tensor:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from .cache_reader import CachedClips
 from .clip_check import MODALITIES, check_clip
 from .dataset import read_manifest
-from .engine import Schedule
+from .engine import MicroBatch
 from .media import FeatureSpec, frames_to_tensor
 from .raw_clips import RawClips
 
@@ -76,7 +76,7 @@ class StreamedClips:
                              [self.files[r] for r in keep], self.has_audio[keep], self.has_video[keep],
                              self.features, self.num_workers, [self.positions[r] for r in keep])
 
-    def prefetch(self, schedule: Iterator[Schedule] | None) -> None:
+    def prefetch(self, schedule: Iterator[MicroBatch] | None) -> None:
         """Start reading ``schedule``'s batches ahead in ``num_workers`` processes; None stops and frees them."""
         self._ahead, self._next = None, None  # dropping the iterator shuts its workers down
         if schedule is None:
