@@ -132,6 +132,10 @@ class CachedClips(Dataset):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         return self.reader.item(self.clips[index])
 
+    def read(self, index: int, draw: int | None = None) -> dict[str, Tensor]:
+        """As `RawClips.read`; the draw changes nothing: a cache holds one window per clip."""
+        return self[index]
+
 
 def load_cache(cache_dir: str | Path, split: str | None = None, progress: bool = True) -> ClipTensors:
     """A whole feature cache (or one split of it) in memory, as decode_manifest would have returned it."""

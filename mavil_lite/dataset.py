@@ -101,6 +101,12 @@ def _take(tensor: Tensor, index: Tensor) -> Tensor:
     return tensor[index]
 
 
+def present_modalities(has_audio: Tensor, has_video: Tensor) -> tuple[str, ...]:
+    """The modalities that at least one clip has, from the (N,) flags."""
+    present = {"audio": bool(has_audio.any()), "video": bool(has_video.any())}
+    return tuple(modality for modality in MODALITIES if present[modality])
+
+
 @dataclass
 class ClipTensors:
     """A decoded dataset held in memory, N clips aligned across all fields."""
@@ -128,9 +134,7 @@ class ClipTensors:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """The modalities that at least one clip has."""
-        present = {"audio": bool(self.has_audio.any()), "video": bool(self.has_video.any())}
-        return tuple(modality for modality in MODALITIES if present[modality])
+        return present_modalities(self.has_audio, self.has_video)
 
     def subset(self, split: str) -> "ClipTensors":
         """The clips of one split ('train' / 'test'), same classes (so targets stay comparable)."""

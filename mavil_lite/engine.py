@@ -239,7 +239,8 @@ class MicroBatch:
 
 
 def micro_batches(num_clips: int, config: TrainConfig, ctx: DistributedContext, steps_per_epoch: int,
-                  start_step: int, total_steps: int, sample_weights: torch.Tensor | None = None) -> Iterator[MicroBatch]:
+                  start_step: int, total_steps: int,
+                  sample_weights: torch.Tensor | None = None) -> Iterator[MicroBatch]:
     """This process's micro-batches from ``start_step`` to the end of the run, in training order.
 
     Global micro-batch k of an epoch is slice k of the epoch's order; process r takes its rows

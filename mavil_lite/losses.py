@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .distributed import gather_with_grad, rank
+from .distributed import gather_with_grad, rank, world_size
 
 
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -23,26 +23,41 @@ def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def masked_reconstruction_loss(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, normalize_target: bool = False
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, normalize_target: bool = False,
+    present: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error over the masked patches only.
 
     pred, target: ``(B, N, P)``; mask: ``(B, N)`` with 1 = masked. Visible patches contribute nothing:
-    reconstructing what the encoder saw would teach it nothing.
+    reconstructing what the encoder saw would teach it nothing. ``present`` ``(B,)`` bool leaves out the clips
+    that lack this modality (their input is zeros); the mean is then over the global batch's masked patches of
+    the clips that have it, so that N processes still compute what one does.
     """
     if normalize_target:
         target = normalize_patches(target)
     per_patch = (pred - target).pow(2).mean(dim=-1)  # (B, N)
-    return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+    if present is None:
+        return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+    mask = mask * present[:, None]  # (B, N): no target where the clip has no such input
+    return _global_mean((per_patch * mask).sum(), mask.sum())
 
 
-def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torch.Tensor:
+def _global_mean(local_sum: torch.Tensor, local_count: torch.Tensor) -> torch.Tensor:
+    """This process's share of a mean over the global batch: ``sum * world / global count``, which DDP's
+    averaging over processes turns into ``global sum / global count``."""
+    global_count = gather_with_grad(local_count.detach().float().reshape(1)).sum()  # (world,) -> ()
+    return local_sum * world_size() / global_count.clamp(min=1)
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
+             valid: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE: row i of ``query`` should match row i of ``key`` among all rows of the batch.
 
     query, key: ``(B, D)``. Both directions (query->key and key->query) are averaged, so for the
     inter-modal loss audio->video and video->audio count equally. Under torch.distributed the
     negatives are the whole global batch: each process scores its own rows against every process's
     rows, and averaging over processes gives exactly the single-process loss of the global batch.
+    ``valid`` ``(B,)`` bool: rows to leave out (a clip lacking a modality), as if they were not in the batch.
     """
     query = F.normalize(query, dim=-1)
     key = F.normalize(key, dim=-1)
@@ -50,7 +65,13 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float) -> torc
     labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
     query_to_key = query @ all_keys.t() / temperature  # (B, world * B) cosine similarities
     key_to_query = key @ all_queries.t() / temperature
-    return 0.5 * (F.cross_entropy(query_to_key, labels) + F.cross_entropy(key_to_query, labels))
+    if valid is None:
+        return 0.5 * (F.cross_entropy(query_to_key, labels) + F.cross_entropy(key_to_query, labels))
+    all_valid = gather_with_grad(valid.float()) > 0  # (world * B,)
+    rows = valid.bool()
+    per_row = [F.cross_entropy(scores[rows].masked_fill(~all_valid, float("-inf")), labels[rows], reduction="sum")
+               for scores in (query_to_key, key_to_query)]  # left-out rows are neither scored nor negatives
+    return _global_mean(0.5 * (per_row[0] + per_row[1]), rows.sum())
 
 
 def teacher_targets(teacher_tokens: torch.Tensor) -> torch.Tensor:

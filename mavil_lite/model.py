@@ -188,26 +188,32 @@ class MAViL(nn.Module):
         tokens: dict[str, torch.Tensor],
         second_view: dict[str, torch.Tensor],
         targets: dict[str, torch.Tensor] | None = None,
+        present: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Every active loss term by name, plus ``loss``: their weighted sum."""
+        """Every active loss term by name, plus ``loss``: their weighted sum.
+
+        ``present`` ``{modality: (B,) bool}`` marks the clips that lack a modality (False): no term uses that
+        modality of them (its zero input still passes through the joint blocks with the other modality's tokens).
+        """
         c = self.config
+        has = present or {}
         terms: dict[str, torch.Tensor] = {}
         for m in preds:
-            if c.target == "teacher":
-                terms[f"recon_{m}"] = masked_reconstruction_loss(preds[m], targets[m], masking[m].mask)
-            else:
-                target = self.patchify(m, inputs[m])
-                terms[f"recon_{m}"] = masked_reconstruction_loss(preds[m], target, masking[m].mask, c.norm_pix_loss)
+            target = targets[m] if c.target == "teacher" else self.patchify(m, inputs[m])
+            terms[f"recon_{m}"] = masked_reconstruction_loss(preds[m], target, masking[m].mask,
+                                                             c.norm_pix_loss and c.target != "teacher", has.get(m))
         loss = sum(terms.values())
         pooled = {m: t[:, 1:].mean(dim=1) for m, t in tokens.items()}  # (B, dim): mean over visible patches
         if c.inter_contrast_weight:
             a, v = (self.inter_proj[m](pooled[m]) for m in MODALITIES)
-            terms["inter"] = info_nce(a, v, c.contrast_temperature)
+            both = None if present is None else present["audio"] & present["video"]
+            terms["inter"] = info_nce(a, v, c.contrast_temperature, both)
             loss = loss + c.inter_contrast_weight * terms["inter"]
         if c.intra_contrast_weight:
             for m in second_view:
                 view2 = self.intra_proj[m](second_view[m][:, 1:].mean(dim=1))
-                terms[f"intra_{m}"] = info_nce(self.intra_proj[m](pooled[m]), view2, c.contrast_temperature)
+                query = self.intra_proj[m](pooled[m])
+                terms[f"intra_{m}"] = info_nce(query, view2, c.contrast_temperature, has.get(m))
                 loss = loss + c.intra_contrast_weight * terms[f"intra_{m}"]
         terms["loss"] = loss
         return terms
@@ -220,12 +226,14 @@ class MAViL(nn.Module):
         mask_ratio: float | None = None,
         noise: dict[str, torch.Tensor] | None = None,
         targets: dict[str, torch.Tensor] | None = None,
+        present: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         """One pre-training step's forward: audio ``(B, 1, T, F)``, video ``(B, 3, frames, H, W)``.
 
         Stage 2 takes either the ``teacher`` or its ``targets`` for these clips, computed beforehand with
-        ``teacher.fused_targets`` (``(B, N, dim)`` per modality). Returns the loss terms (``loss`` is the total),
-        and under ``preds`` / ``mask`` the per-modality predictions ``(B, N, P)`` and masks ``(B, N)``.
+        ``teacher.fused_targets`` (``(B, N, dim)`` per modality). ``present`` marks clips lacking a modality
+        (see `forward_loss`). Returns the loss terms (``loss`` is the total), and under ``preds`` / ``mask`` the
+        per-modality predictions ``(B, N, P)`` and masks ``(B, N)``.
         """
         inputs = self._inputs(audio, video)
         if not self.config.with_decoders:
@@ -238,7 +246,7 @@ class MAViL(nn.Module):
         tokens, masking, second_view = self.forward_encoder(inputs, ratio, bool(self.config.intra_contrast_weight), noise)
         fused = self.forward_fusion(tokens)
         preds = self.forward_decoder(fused, masking)
-        out: dict[str, Any] = self.forward_loss(inputs, preds, masking, tokens, second_view, targets)
+        out: dict[str, Any] = self.forward_loss(inputs, preds, masking, tokens, second_view, targets, present)
         out["preds"] = preds
         out["mask"] = {m: masking[m].mask for m in masking}
         return out

@@ -56,15 +56,22 @@ def pretrain_step_fn(model: MAViL, data: ClipTensors, device: str, teacher: MAVi
     """The loss of one micro-batch: ``fn(runner, step) -> {term: scalar}``; ``runner`` may wrap ``model`` (DDP).
 
     Stage 2 gets its targets from ``targets`` (every clip's, from `all_teacher_targets`) when given, else from
-    running ``teacher`` on the batch.
+    running ``teacher`` on the batch. A clip that lacks a modality (``data.has_audio`` / ``has_video``) gets no
+    loss term from it.
     """
+
+    has = {"audio": data.has_audio, "video": data.has_video}
+    # only a dataset where some clip lacks a modality pays for the masks (and their gathers under DDP)
+    partial = [m for m in model.modalities if not bool(has[m].all())]
 
     def loss_fn(runner, step: Step) -> dict[str, torch.Tensor]:
         audio, video, _ = data.batch(step.index)
         global_noise = model.mask_noise(step.global_batch, step.generator)  # (views * G, N) per modality
         noise = {m: rows_of_batch(n, step.global_batch, step.offset, len(step.index)) for m, n in global_noise.items()}
         batch_targets = None if targets is None else {m: t[step.index].to(device) for m, t in targets.items()}
-        out = runner(audio.to(device), video.to(device), teacher=teacher, noise=noise, targets=batch_targets)
+        present = {m: has[m][step.index].to(device) for m in model.modalities} if partial else None
+        out = runner(audio.to(device), video.to(device), teacher=teacher, noise=noise, targets=batch_targets,
+                     present=present)
         return {k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
 
     return loss_fn

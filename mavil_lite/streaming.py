@@ -20,15 +20,16 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .cache_reader import CachedClips
-from .clip_check import MODALITIES, check_clip
-from .dataset import read_manifest
+from .clip_check import check_clip
+from .dataset import present_modalities, read_manifest
 from .engine import MicroBatch
 from .media import FeatureSpec, frames_to_tensor
 from .raw_clips import RawClips
 
 
 class _Draws(Dataset):
-    """Items addressed as (row, draw): row of the StreamedClips, draw number of the training schedule or None."""
+    """Items addressed as (row, draw): row of the StreamedClips, draw number of the training schedule or None.
+    The dataset is a `CachedClips` or a `RawClips` (anything with ``read(index, draw)``)."""
 
     def __init__(self, dataset: Dataset, positions: list[int]):
         self.dataset, self.positions = dataset, positions
@@ -39,7 +40,7 @@ class _Draws(Dataset):
     def __getitem__(self, address: tuple[int, int | None]) -> dict[str, Tensor]:
         row, draw = address
         position = self.positions[row]
-        item = self.dataset.read(position, draw) if isinstance(self.dataset, RawClips) else self.dataset[position]
+        item = self.dataset.read(position, draw)
         return {"audio": item["audio"], "video": item["video"], "row": row}
 
 
@@ -64,8 +65,7 @@ class StreamedClips:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        present = {"audio": bool(self.has_audio.any()), "video": bool(self.has_video.any())}
-        return tuple(modality for modality in MODALITIES if present[modality])
+        return present_modalities(self.has_audio, self.has_video)
 
     def subset(self, split: str) -> "StreamedClips":
         """The clips of one split, same classes."""
@@ -122,7 +122,8 @@ def stream_files(manifest: str | Path, spec: FeatureSpec, label_column: str | No
 
     report: a `prepare` report.csv whose failed clips are left out. modalities: what the clips have; None looks
     at the first clip (an audio-only manifest such as FSDD then trains no video encoder on black frames). A clip
-    that turns out to lack a modality gives zeros there, with a warning.
+    that turns out to lack a modality gives zeros there, with a warning, and is not known to lack it beforehand:
+    the losses leave out a clip's missing modality only when a cache (`stream_cache`) records it.
     """
     if modalities is None:
         first = read_manifest(manifest, None)[0]["path"]

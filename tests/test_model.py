@@ -155,3 +155,40 @@ def test_token_grid_counts_the_papers_tokens():
     assert token_grid((8, 224, 224), (2, 16, 16)) == (4, 14, 14)
     with pytest.raises(ValueError, match="whole number"):
         token_grid((100, 128), (16, 16))
+
+
+def test_a_clip_left_out_of_a_contrast_is_as_if_it_were_not_in_the_batch():
+    from mavil_lite.losses import info_nce
+
+    g = torch.Generator().manual_seed(0)
+    query, key = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    valid = torch.tensor([True, False, True, True, False, True])
+    torch.testing.assert_close(info_nce(query, key, 0.1, valid), info_nce(query[valid], key[valid], 0.1))
+    torch.testing.assert_close(info_nce(query, key, 0.1, torch.ones(6, dtype=torch.bool)), info_nce(query, key, 0.1))
+    assert info_nce(query, key, 0.1, torch.zeros(6, dtype=torch.bool)) == 0
+
+
+def test_reconstruction_leaves_out_clips_without_the_modality():
+    from mavil_lite.losses import masked_reconstruction_loss
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(4, 10, 3, generator=g), torch.randn(4, 10, 3, generator=g)
+    mask = (torch.rand(4, 10, generator=g) < 0.7).float()
+    present = torch.tensor([True, False, True, False])
+    torch.testing.assert_close(masked_reconstruction_loss(pred, target, mask, present=present),
+                               masked_reconstruction_loss(pred[present], target[present], mask[present]))
+
+
+def test_a_missing_video_gets_no_loss_term():
+    model = mini(inter_contrast_weight=0.1, intra_contrast_weight=0.1)
+    audio, video = batch()
+    gradients = {}
+    for name, present in [("whole", None), ("no video in clip 0", {"audio": torch.ones(4, dtype=torch.bool),
+                                                                  "video": torch.tensor([False, True, True, True])})]:
+        video_input = video.clone().requires_grad_(True)
+        torch.manual_seed(3)  # the same masks both times
+        out = model(audio, video_input, present=present)
+        (out["recon_video"] + out["inter"] + out["intra_video"]).backward()
+        gradients[name] = video_input.grad[0].abs().sum()
+        assert torch.isfinite(out["loss"])
+    assert gradients["whole"] > 0 and gradients["no video in clip 0"] == 0

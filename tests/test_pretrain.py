@@ -63,28 +63,30 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert_same_weights(resumed, uninterrupted)
 
 
-def _ddp_worker(rank, world, port, out):
+def _ddp_worker(rank, world, port, out, partial):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     ctx = init_distributed("cpu")
     trained = model()
-    result = pretrain(trained, clips(), replace(CONFIG, batch_size=CONFIG.batch_size // world), ctx=ctx, progress=False)
+    result = pretrain(trained, clips(partial=partial), replace(CONFIG, batch_size=CONFIG.batch_size // world), ctx=ctx,
+                      progress=False)
     if rank == 0:
         torch.save({"model": trained.state_dict(), "loss": result.history["loss"]}, out)
     torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_processes_equal_one_process_on_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("partial", [False, True], ids=["every clip whole", "some clips lack a modality"])
+def test_two_gloo_processes_equal_one_process_on_the_same_global_batch(tmp_path, partial):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(2, port, str(out)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, port, str(out), partial), nprocs=2, join=True)
     ddp = load_checkpoint(out)
     single = model()
     torch.set_num_threads(1)
-    result = pretrain(single, clips(), CONFIG, progress=False)
+    result = pretrain(single, clips(partial=partial), CONFIG, progress=False)
     for name, value in single.state_dict().items():
         other = ddp["model"][name]
         if name.endswith("attn.qkv.bias"):

@@ -16,12 +16,15 @@ CONFIG = TrainConfig(epochs=2, batch_size=8, base_lr=0.05, warmup_epochs=1)
 LONG = TrainConfig(epochs=30, batch_size=4, base_lr=0.02, warmup_epochs=1, checkpoint_every=1)
 
 
-def clips(n: int = 16) -> ClipTensors:
+def clips(n: int = 16, partial: bool = False) -> ClipTensors:
+    """n random clips; with ``partial``, every third clip lacks its video and every fifth its audio."""
     g = torch.Generator().manual_seed(0)
+    has_video, has_audio = torch.arange(n) % 3 != 0, torch.arange(n) % 5 != 1
     return ClipTensors(
         audio=torch.randn(n, 1, 64, 32, generator=g),
         video=torch.randint(0, 255, (n, 4, 32, 32, 3), generator=g, dtype=torch.uint8),
         targets=torch.zeros(n, 2), classes=["a", "b"], splits=["train"] * n, files=[f"{i}.mp4" for i in range(n)],
+        has_audio=has_audio if partial else None, has_video=has_video if partial else None,
     )
 
 
