@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .dataset import ClipTensors, multi_hot
 from .media import FeatureSpec, normalize_fbank, pad_or_crop
 
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (2,)
 
 
 class CacheReader:
@@ -91,13 +91,9 @@ class CacheReader:
             return empty
         if "frames" in shard:
             return shard["frames"][position]
-        first, last = shard["jpeg_clip_offsets"][position:position + 2].tolist()
-        offsets = shard["jpeg_offsets"][first:last + 1].tolist()
-        jpeg = shard["jpeg"]
-        frames = np.empty((last - first, spec.frame_size, spec.frame_size, 3), dtype=np.uint8)  # (T, H, W, 3)
-        for frame, (start, stop) in enumerate(zip(offsets[:-1], offsets[1:])):
-            frames[frame] = Image.open(io.BytesIO(jpeg[start:stop].numpy().tobytes()))  # decoded into place
-        return torch.from_numpy(frames)
+        start, stop = shard["jpeg_offsets"][position:position + 2].tolist()
+        stacked = np.array(Image.open(io.BytesIO(shard["jpeg"][start:stop].numpy().tobytes())))  # (T*H, W, 3)
+        return torch.from_numpy(stacked.reshape(-1, spec.frame_size, spec.frame_size, 3))  # (T, H, W, 3)
 
     def item(self, index: int) -> dict[str, Tensor]:
         """One clip as the training loop takes it: audio, video, target, has_audio, has_video, index."""

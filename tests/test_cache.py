@@ -66,6 +66,10 @@ def test_jpeg_frames_are_close_and_smaller(synthetic, tmp_path):
     assert jpeg_video.shape == raw_video.shape
     assert (jpeg_video - raw_video).abs().mean() < 5  # quality 90: a few grey levels, on frames full of pixel noise
     assert jpeg.bytes_per_clip < 0.75 * raw.bytes_per_clip
+    meta = json.loads((jpeg.out_dir / "meta.json").read_text())
+    (jpeg.out_dir / "meta.json").write_text(json.dumps({**meta, "version": 1}))  # one JPEG per frame, before
+    with pytest.raises(ValueError, match="prepare the cache again"):
+        load_cache(jpeg.out_dir, progress=False)
 
 
 def test_statistics_from_cache_and_manifest_agree_and_apply(synthetic, tmp_path, capsys):
