@@ -1,6 +1,7 @@
 """The feature cache: it holds what decoding gives (raw or JPEG frames), reads back as a Dataset or a ClipTensors,
 serves audio-only and unlabelled datasets, computes and applies normalisation statistics, and real data (GRID,
-FSDD) loads as it is. Also the raw-file Dataset: random training windows, a fixed evaluation window."""
+FSDD) loads as it is. Also the raw-file Dataset: random training windows (fresh, or seeded by a draw number), a
+fixed evaluation window."""
 import csv
 import json
 
@@ -184,3 +185,6 @@ def test_raw_clips_draw_random_training_windows_and_a_fixed_evaluation_one(tmp_p
     windows = [frame_numbers(training[0]["video"]) for _ in range(12)]
     assert all(second - first == 8 and 0 <= first <= 16 for first, second in windows)  # inside the 4 s clip
     assert len({first for first, _ in windows}) >= 4  # a new window each time
+    drawn = [frame_numbers(evaluation.read(0, draw)["video"]) for draw in range(8)]  # as a stream's workers read
+    assert drawn == [frame_numbers(evaluation.read(0, draw)["video"]) for draw in range(8)]  # a function of the draw
+    assert len({first for first, _ in drawn}) >= 4 and all(second - first == 8 for first, second in drawn)

@@ -12,10 +12,9 @@ from mavil_lite.cache_reader import load_cache
 from mavil_lite.distributed import DistributedContext
 from mavil_lite.engine import TrainConfig, micro_batches
 from mavil_lite.experiments import load_clips, run_finetune, run_pretrain
-from mavil_lite.media import FeatureSpec, frames_to_tensor
+from mavil_lite.media import frames_to_tensor
 from mavil_lite.model import create_model
 from mavil_lite.pretrain import pretrain
-from mavil_lite.raw_clips import RawClips
 from mavil_lite.recipes import load_recipe
 from mavil_lite.streaming import StreamedClips, stream_cache, stream_files
 from mavil_lite.synthetic import generate_synthetic_dataset
@@ -105,18 +104,6 @@ def long_clip_manifest(folder):
     write_media(folder / "clips" / "long2.mp4", numbered_frames(64), 8, [tone(500, 8.0)])
     (folder / "m.csv").write_text("file,labels\nclips/long.mp4,a\nclips/long2.mp4,b\n")
     return folder / "m.csv"
-
-
-def test_media_file_windows_are_a_function_of_the_draw(tmp_path):
-    (tmp_path / "clips").mkdir()
-    write_media(tmp_path / "clips" / "long.mp4", numbered_frames(32), 8, [tone(1000, 4.0)])  # 4 s at 8 fps
-    (tmp_path / "m.csv").write_text("file,labels\nclips/long.mp4,speech\n")
-    spec = FeatureSpec(audio_frames=128, mel_bins=32, video_frames=2, video_fps=1.0, frame_size=32)  # a 2 s window
-    clips = RawClips(tmp_path / "m.csv", spec)
-    windows = [frame_numbers(clips.read(0, draw)["video"]) for draw in range(8)]
-    assert windows == [frame_numbers(clips.read(0, draw)["video"]) for draw in range(8)]  # the same again
-    assert len({first for first, _ in windows}) >= 4 and all(second - first == 8 for first, second in windows)
-    assert frame_numbers(clips.read(0)["video"]) == [0, 8]  # no draw: the evaluation window
 
 
 def test_a_stream_of_media_files_reads_the_window_of_each_draw_and_trains_the_same_twice(tmp_path):
