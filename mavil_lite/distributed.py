@@ -89,6 +89,13 @@ def gather_rows(x: torch.Tensor, total: int) -> torch.Tensor:
     return interleaved[:total]
 
 
+def global_mean(local_sum: torch.Tensor, local_count: torch.Tensor) -> torch.Tensor:
+    """This process's share of a mean over the global batch: ``sum * world / global count``, which DDP's
+    averaging of gradients (and the engine's of loss values) over processes turns into ``global sum / count``."""
+    global_count = gather_with_grad(local_count.detach().float().reshape(1)).sum()  # (world,) -> ()
+    return local_sum * world_size() / global_count.clamp(min=1)
+
+
 def all_reduce_mean(value: float) -> float:
     if not is_distributed():
         return value

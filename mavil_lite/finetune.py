@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from .dataset import ClipTensors
-from .distributed import DistributedContext, gather_rows, is_distributed, rank, world_size
+from .distributed import DistributedContext, gather_rows, global_mean, is_distributed, rank, world_size
 from .engine import NO_WEIGHT_DECAY, Step, TrainConfig, TrainResult, train
 from .media import normalize_fbank, waveform_to_fbank
 from .model import MAViL
@@ -119,6 +119,16 @@ def balanced_sample_weights(targets: torch.Tensor) -> torch.Tensor:
     return torch.where(weights > 0, weights, weights[weights > 0].min() if (weights > 0).any() else 1.0)
 
 
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, multilabel: bool,
+                        reduction: str = "mean") -> torch.Tensor:
+    """BCE for multi-label targets, cross-entropy otherwise (soft targets after mixup are fine for both);
+    ``reduction="none"`` gives one value per clip ``(B,)``."""
+    if multilabel:
+        loss = F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
+        return loss.mean(dim=1) if reduction == "none" else loss
+    return F.cross_entropy(logits, targets, reduction=reduction)
+
+
 def mix_audio(data: ClipTensors, index, audio: torch.Tensor, lam: float) -> torch.Tensor:
     """Mixup of the batch's sound: clip i with clip B-1-i (the batch reversed), weights ``lam`` and ``1 - lam``.
 
@@ -149,7 +159,10 @@ def finetune(
     log_path: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Fine-tune (or linear-probe) ``classifier`` on the labelled clips of ``data`` (in memory or streamed)."""
+    """Fine-tune (or linear-probe) ``classifier`` on the labelled clips of ``data`` (in memory or streamed).
+
+    A clip lacking a modality the head reads (``data.has_audio`` / ``has_video``) gets no loss, nor does its mixup
+    partner."""
     ctx = ctx or DistributedContext()
     multilabel = bool((data.targets.sum(dim=1) != 1).any())
     if config.linear_probe:
@@ -158,24 +171,30 @@ def finetune(
     weights = balanced_sample_weights(data.targets) if config.balanced_sampling else None
     scale_freq = classifier.backbone.config.audio_size[1] / 128  # SpecAugment widths are for 128 bins
     scale_time = classifier.backbone.config.audio_size[0] / 1024
+    # a clip lacking what the head reads gets no loss; only a dataset with such clips pays for the masking
+    needs = ("audio", "video") if config.modality == "av" else (config.modality,)
+    usable = torch.stack([data.has_audio if m == "audio" else data.has_video for m in needs]).all(dim=0)  # (N,)
+    partial = not bool(usable.all())
 
     def loss_fn(runner, step: Step) -> dict[str, torch.Tensor]:
         audio, video, targets = data.batch(step.index)
+        keep = usable[step.index]  # (B,)
         # one mixing decision and weight per global batch, drawn from the step's generator
         if config.mixup and not config.linear_probe and torch.rand(1, generator=step.generator).item() < config.mixup:
             u = torch.rand(1, generator=step.generator).item()
             lam = float(scipy.stats.beta.ppf(u, config.mixup_alpha, config.mixup_alpha))
             audio = mix_audio(data, step.index, audio, lam)
             video, targets = lam * video + (1 - lam) * video.flip(0), lam * targets + (1 - lam) * targets.flip(0)
+            keep = keep & keep.flip(0)  # a mix with a clip lacking the modality is half zeros
         audio, video, targets = audio.to(ctx.device), video.to(ctx.device), targets.to(ctx.device)
         if not config.linear_probe:
             audio = spec_augment(audio, int(config.freq_mask * scale_freq), int(config.time_mask * scale_time))
         logits = runner(audio, video)
-        if multilabel:
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-        else:
-            loss = F.cross_entropy(logits, targets)  # soft targets after mixup are fine here
-        return {"loss": loss}
+        if not partial:
+            return {"loss": classification_loss(logits, targets, multilabel)}
+        per_clip = classification_loss(logits, targets, multilabel, reduction="none")  # (B,)
+        keep = keep.to(per_clip.device)
+        return {"loss": global_mean((per_clip * keep).sum(), keep.sum())}
 
     return train(classifier, len(data), loss_fn, train_config, param_groups=groups, checkpoint=checkpoint,
                  ctx=ctx, sample_weights=weights, log_path=log_path, progress=progress,

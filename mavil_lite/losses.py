@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .distributed import gather_with_grad, rank, world_size
+from .distributed import gather_with_grad, global_mean, rank
 
 
 def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -39,14 +39,7 @@ def masked_reconstruction_loss(
     if present is None:
         return (per_patch * mask).sum() / mask.sum().clamp(min=1)
     mask = mask * present[:, None]  # (B, N): no target where the clip has no such input
-    return _global_mean((per_patch * mask).sum(), mask.sum())
-
-
-def _global_mean(local_sum: torch.Tensor, local_count: torch.Tensor) -> torch.Tensor:
-    """This process's share of a mean over the global batch: ``sum * world / global count``, which DDP's
-    averaging over processes turns into ``global sum / global count``."""
-    global_count = gather_with_grad(local_count.detach().float().reshape(1)).sum()  # (world,) -> ()
-    return local_sum * world_size() / global_count.clamp(min=1)
+    return global_mean((per_patch * mask).sum(), mask.sum())
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
@@ -71,7 +64,7 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
     rows = valid.bool()
     per_row = [F.cross_entropy(scores[rows].masked_fill(~all_valid, float("-inf")), labels[rows], reduction="sum")
                for scores in (query_to_key, key_to_query)]  # left-out rows are neither scored nor negatives
-    return _global_mean(0.5 * (per_row[0] + per_row[1]), rows.sum())
+    return global_mean(0.5 * (per_row[0] + per_row[1]), rows.sum())
 
 
 def teacher_targets(teacher_tokens: torch.Tensor) -> torch.Tensor:

@@ -140,3 +140,24 @@ def test_mixup_mixes_the_waveforms_then_computes_the_fbank(tmp_path):
     assert (mixed[0] - feature_mix[0]).abs().max() > 0.1  # not the same thing as mixing log-mel features
     subset = clips.subset("train")
     assert subset.waveforms.shape == clips.waveforms.shape and subset.features == spec
+
+
+def test_clips_lacking_what_the_head_reads_teach_it_nothing():
+    lacking = torch.arange(16) % 4 == 0
+
+    def fine_tuned(garbage: float, marked: bool) -> dict:
+        data = labelled(16)
+        data.audio[lacking], data.targets[lacking] = garbage, data.targets[lacking].flip(1)
+        if marked:
+            data.has_audio = ~lacking
+        classifier = MAViLClassifier(model(), "audio", num_classes=2)
+        config = FinetuneConfig(modality="audio", mixup=1.0, freq_mask=4, time_mask=8)
+        finetune(classifier, data, TrainConfig(epochs=2, batch_size=8, base_lr=0.05, warmup_epochs=0), config,
+                 progress=False)
+        return classifier.state_dict()
+
+    def same(a, b) -> bool:
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(fine_tuned(0.0, marked=True), fine_tuned(5.0, marked=True))  # whatever they hold, with mixup too
+    assert not same(fine_tuned(0.0, marked=False), fine_tuned(5.0, marked=False))  # unmarked, they count
