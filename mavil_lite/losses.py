@@ -50,7 +50,7 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
     inter-modal loss audio->video and video->audio count equally. Under torch.distributed the
     negatives are the whole global batch: each process scores its own rows against every process's
     rows, and averaging over processes gives exactly the single-process loss of the global batch.
-    ``valid`` ``(B,)`` bool: rows to leave out (a clip lacking a modality), as if they were not in the batch.
+    ``valid`` ``(B,)`` bool: False leaves a row out (a clip lacking a modality), as if it were not in the batch.
     """
     query = F.normalize(query, dim=-1)
     key = F.normalize(key, dim=-1)
