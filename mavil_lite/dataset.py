@@ -101,6 +101,14 @@ def _take(tensor: Tensor, index: Tensor) -> Tensor:
     return tensor[index]
 
 
+def split_rows(splits: list[str], split: str) -> list[int]:
+    """The rows whose split is ``split``; an error naming the splits there are when there is none."""
+    rows = [row for row, clip_split in enumerate(splits) if clip_split == split]
+    if not rows:
+        raise ValueError(f"no clips in split {split!r}; the splits are {sorted(set(splits))}")
+    return rows
+
+
 def present_modalities(has_audio: Tensor, has_video: Tensor) -> tuple[str, ...]:
     """The modalities that at least one clip has, from the (N,) flags."""
     present = {"audio": bool(has_audio.any()), "video": bool(has_video.any())}
@@ -138,10 +146,7 @@ class ClipTensors:
 
     def subset(self, split: str) -> "ClipTensors":
         """The clips of one split ('train' / 'test'), same classes (so targets stay comparable)."""
-        keep = [index for index, clip_split in enumerate(self.splits) if clip_split == split]
-        if not keep:
-            raise ValueError(f"no clips in split {split!r}; the splits are {sorted(set(self.splits))}")
-        return self._select(torch.tensor(keep))
+        return self._select(torch.tensor(split_rows(self.splits, split)))
 
     def _select(self, index: Tensor) -> "ClipTensors":
         positions = index.tolist()

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .cache_reader import CachedClips
 from .clip_check import check_clip
-from .dataset import present_modalities, read_manifest
+from .dataset import present_modalities, read_manifest, split_rows
 from .engine import MicroBatch
 from .media import FeatureSpec, frames_to_tensor
 from .raw_clips import RawClips
@@ -69,9 +69,7 @@ class StreamedClips:
 
     def subset(self, split: str) -> "StreamedClips":
         """The clips of one split, same classes."""
-        keep = [row for row, clip_split in enumerate(self.splits) if clip_split == split]
-        if not keep:
-            raise ValueError(f"no clips in split {split!r}; the splits are {sorted(set(self.splits))}")
+        keep = split_rows(self.splits, split)
         return StreamedClips(self.dataset, self.targets[keep], self.classes, [self.splits[r] for r in keep],
                              [self.files[r] for r in keep], self.has_audio[keep], self.has_video[keep],
                              self.features, self.num_workers, [self.positions[r] for r in keep])
