@@ -3,6 +3,9 @@
 Sections (``--only a,c`` runs a subset; later sections reuse the measurements of earlier ones):
 
 a. peak:     best GFLOP/s of square matmuls in fp32 and bf16, the ceiling the other figures are read against.
+             It is measured again beside every step whose MFU is computed, and each MFU is read against the best
+             measurement of the run so far: load on a busy machine only lowers a measurement, and a peak measured
+             once, under load, made the MFU read 112% and 132%. An MFU above 100% is flagged as a measurement error.
 b. mfu:      pre-training step time and model FLOPs utilisation, MFU = FLOPs / step time / fp32 peak, for the
              presets smoke and cpu (tiny: every ablation run), gpu (small) and paper (base: av_inter_intra and
              stage 2), with the FLOP formula's terms for one configuration. Target: >= 50% for paper at batch >= 2.
@@ -97,6 +100,22 @@ def pct(fraction: float | None) -> float | None:
     return None if fraction is None else round(100 * fraction, 1)
 
 
+def mfu_cell(mfu: float | None) -> float | str | None:
+    """An MFU in percent for a table, marked where it exceeds 100% (which no step can reach)."""
+    return f"{pct(mfu)} ERROR" if mfu is not None and mfu > 1 else pct(mfu)
+
+
+def flag_impossible_mfu(figures: dict[str, float | None]) -> list[str]:
+    """Warn about every MFU above 100%, named by its label, and return the labels: no step can beat the peak, so
+    the peak it was read against was under-measured (the machine was busier then than during the step) or is not
+    the ceiling of the kernels the step runs (CPU bf16 without native support), and the figure is not valid."""
+    impossible = [label for label, mfu in figures.items() if mfu is not None and mfu > 1]
+    if impossible:
+        print(f"  MEASUREMENT ERROR: MFU above 100% for {'; '.join(impossible)}: the matmul peak was under-measured "
+              f"(a busy machine) or is not the step's ceiling; these MFU figures are not valid")
+    return impossible
+
+
 def heading(key: str, title: str) -> None:
     print(f"\n=== {key}. {title} ===", flush=True)
 
@@ -157,13 +176,15 @@ def case_configs(case: Case) -> tuple[MAViLConfig, MAViLConfig | None]:
 
 
 class Bench:
-    """Measurements shared by the sections: matmul peaks and step times, each measured once per run."""
+    """Measurements shared by the sections: step times, each measured once per run, and matmul peaks, measured
+    again beside every step whose MFU is computed."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.quick = args.quick
-        self._peaks: dict[tuple, float] = {}
+        self._peaks: dict[tuple, list[float]] = {}  # (dtype, device) -> every measurement, in run order
         self._steps: dict[Case, dict] = {}
+        self._mfus: dict[Case, float] = {}
 
     def batch(self, preset: str) -> int:
         return QUICK_BATCH[preset] if self.quick else CPU_BATCH[preset]
@@ -172,17 +193,28 @@ class Bench:
         slow = PRESETS[preset].model == "base" and device == "cpu"
         return min(self.args.repeats, BASE_REPEATS) if slow else self.args.repeats
 
+    def measure_peak(self, dtype: torch.dtype, device: str = "cpu") -> float:
+        """Measure once more the best GFLOP/s of ``size x size`` matmuls (2048 on a CPU, 8192 on a GPU; 1024 with
+        --quick), kept with the earlier measurements."""
+        size = 1024 if self.quick else 8192 if device.startswith("cuda") else 2048
+        a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+        times = timed(lambda: a @ b, max(3, self.args.repeats), self.args.warmup, sync_for(device))
+        measured = 2 * size ** 3 / min(times) / 1e9
+        self._peaks.setdefault((dtype, device), []).append(measured)
+        print(f"  peak {device} {str(dtype).removeprefix('torch.')}: {measured:.1f} GFLOP/s "
+              f"({size}^2 matmul, best of {len(times)}; best of the run {self.peak(dtype, device):.1f})", flush=True)
+        return measured
+
     def peak(self, dtype: torch.dtype, device: str = "cpu") -> float:
-        """Best GFLOP/s of ``size x size`` matmuls (2048 on a CPU, 8192 on a GPU; 1024 with --quick)."""
-        key = (dtype, device)
-        if key not in self._peaks:
-            size = 1024 if self.quick else 8192 if device.startswith("cuda") else 2048
-            a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
-            times = timed(lambda: a @ b, max(3, self.args.repeats), self.args.warmup, sync_for(device))
-            self._peaks[key] = 2 * size ** 3 / min(times) / 1e9
-            print(f"  peak {device} {str(dtype).removeprefix('torch.')}: {self._peaks[key]:.1f} GFLOP/s "
-                  f"({size}^2 matmul, best of {len(times)})", flush=True)
-        return self._peaks[key]
+        """The best peak measurement of the run so far (measuring one if there is none yet)."""
+        if (dtype, device) not in self._peaks:
+            self.measure_peak(dtype, device)
+        return max(self._peaks[(dtype, device)])
+
+    def peak_measurements(self) -> dict[str, list[float]]:
+        """Every peak measurement of the run, by device and dtype, in run order (for the JSON)."""
+        return {f"{device} {str(dtype).removeprefix('torch.')}": values
+                for (dtype, device), values in self._peaks.items()}
 
     def step(self, case: Case) -> dict:
         """Time one training step of ``case``: median seconds, the times, and the analytic FLOPs."""
@@ -205,8 +237,14 @@ class Bench:
         return self._steps[case]
 
     def mfu(self, case: Case) -> float:
-        peak = self.peak(torch.bfloat16 if case.bf16 else torch.float32, case.device)
-        return self.step(case)["gflops_per_s"] / peak
+        """The step's FLOPs per second over the peak: measured again right after the step, and the best of the run
+        so far taken (the run's best only grows, so an MFU never rests on one measurement taken under load)."""
+        if case not in self._mfus:
+            dtype = torch.bfloat16 if case.bf16 else torch.float32
+            step = self.step(case)
+            self.measure_peak(dtype, case.device)
+            self._mfus[case] = step["gflops_per_s"] / self.peak(dtype, case.device)
+        return self._mfus[case]
 
 
 def random_inputs(config: MAViLConfig, batch: int, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -266,13 +304,14 @@ def section_mfu(bench: Bench) -> dict:
             case = Case(preset, run, bench.batch(preset))
             result, mfu = bench.step(case), bench.mfu(case)
             rows.append({"preset": preset, "model": PRESETS[preset].model, "run": run, "batch": case.batch,
-                         **result, "mfu": mfu})
+                         **result, "mfu": mfu, "mfu_measurement_error": mfu > 1})
             table.append([preset, PRESETS[preset].model, run, case.batch, result["median_s"],
                           pct(result["optimizer_s"] / result["median_s"]), result["flops"] / 1e9,
-                          result["gflops_per_s"], pct(mfu)])
+                          result["gflops_per_s"], mfu_cell(mfu)])
     print()
     print_table(["preset", "model", "run", "batch", "step s", "AdamW % of step", "GFLOP/step", "GFLOP/s", "MFU %"],
                 table)
+    flag_impossible_mfu({row["case"]: row["mfu"] for row in rows})
 
     shown = Case(presets[-1], "stage2_iter1", bench.batch(presets[-1]))
     config, teacher_config = case_configs(shown)
@@ -287,10 +326,11 @@ def section_mfu(bench: Bench) -> dict:
     verdicts = []
     for row in rows:
         if row["preset"] == "paper" and row["batch"] >= 2:
-            met = row["mfu"] >= MFU_TARGET
+            met = None if row["mfu_measurement_error"] else row["mfu"] >= MFU_TARGET
             verdicts.append({"run": row["run"], "mfu": row["mfu"], "met": met})
+            verdict = {None: "not judged (measurement error)", True: "met", False: "NOT met"}[met]
             print(f"target: paper {row['run']} batch {row['batch']}: MFU {100 * row['mfu']:.1f}% "
-                  f"{'>=' if met else '<'} {100 * MFU_TARGET:.0f}% of fp32 peak: {'met' if met else 'NOT met'}")
+                  f"{'>=' if row['mfu'] >= MFU_TARGET else '<'} {100 * MFU_TARGET:.0f}% of fp32 peak: {verdict}")
     if not verdicts:
         print("target (paper preset, >= 50% of fp32 peak): not measured in this run (--quick runs tiny sizes only)")
     return {"rows": rows, "terms": {"case": shown.label(), "forward": forward, "step": step},
@@ -311,9 +351,11 @@ def section_bf16(bench: Bench) -> dict:
                      "mfu_fp32": bench.mfu(fp32), "mfu_bf16_vs_bf16_peak": bench.mfu(bf16)})
     print()
     print_table(["preset", "batch", "fp32 s", "bf16 s", "bf16 / fp32", "MFU fp32 %", "MFU bf16 % (bf16 peak)"],
-                [[r["preset"], r["batch"], r["fp32_s"], r["bf16_s"], r["bf16_over_fp32"], pct(r["mfu_fp32"]),
-                  pct(r["mfu_bf16_vs_bf16_peak"])] for r in rows])
-    return {"rows": rows, "cpu_flags": flags}
+                [[r["preset"], r["batch"], r["fp32_s"], r["bf16_s"], r["bf16_over_fp32"], mfu_cell(r["mfu_fp32"]),
+                  mfu_cell(r["mfu_bf16_vs_bf16_peak"])] for r in rows])
+    impossible = flag_impossible_mfu({f"{r['preset']} {precision}": r[key] for r in rows
+                                      for precision, key in (("fp32", "mfu_fp32"), ("bf16", "mfu_bf16_vs_bf16_peak"))})
+    return {"rows": rows, "cpu_flags": flags, "mfu_measurement_errors": impossible}
 
 
 def timm_stack(dim: int, depth: int, num_heads: int, mlp_ratio: float) -> nn.Sequential:
@@ -550,8 +592,11 @@ def section_gpu(bench: Bench) -> dict | None:
                                "mfu_vs_bf16_peak": bench.mfu(case)})
     print()
     print_table(["run", "batch", "step s", "clips/s", "MFU % (bf16 peak)", "peak memory GB"],
-                [[r["run"], r.get("batch"), r.get("median_s"), r.get("clips_per_s"), pct(r.get("mfu_vs_bf16_peak")),
-                  r.get("peak_memory_gb")] for r in result["rows"]])
+                [[r["run"], r.get("batch"), r.get("median_s"), r.get("clips_per_s"),
+                  mfu_cell(r.get("mfu_vs_bf16_peak")), r.get("peak_memory_gb")] for r in result["rows"]])
+    result["mfu_measurement_errors"] = flag_impossible_mfu({r["run"]: r.get("mfu_vs_bf16_peak")
+                                                            for r in result["rows"]})
+    result["peak_bf16_gflops"] = bench.peak(torch.bfloat16, device)  # the best of the run, beside the steps included
     return result
 
 
@@ -614,6 +659,7 @@ def main() -> None:
     bench = Bench(args)
     for key in only:
         results["sections"][key] = SECTIONS[key](bench)
+    results["peak_measurements_gflops"] = bench.peak_measurements()
     results["wall_s"] = time.perf_counter() - started
     results["load_average_at_end"] = os.getloadavg()
 

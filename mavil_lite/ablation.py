@@ -1,8 +1,9 @@
-"""The paper's five-row ablation as configurations of one model, pre-trained and probed in turn.
+"""The paper's five-row ablation as configurations of one model, pre-trained, fine-tuned and diagnosed in turn.
 
 =====  ==========================================  ===============================================
 row    paper's method                              how it is configured here
 =====  ==========================================  ===============================================
+0      (ours) no pre-training                      the same fine-tuning from random initialisation: the floor
 1      A-MAE / V-MAE (baseline)                    two models, ``modalities=("audio",)`` and ``("video",)``
 2      MAViL stage-1: joint AV-MAE                 both modalities, fused, reconstruction only
 3      + inter-modal contrast                      ``inter_contrast_weight > 0``
@@ -11,13 +12,19 @@ row    paper's method                              how it is configured here
                                                    iteration k+1's teacher is iteration k's student
 =====  ==========================================  ===============================================
 
-Every model is pre-trained on the train split without labels; the downstream score of a modality is
-a linear probe on that modality's frozen, mean-pooled encoder tokens (train split -> test split), mAP
-for multi-label data and accuracy for single-label data. The paper fine-tunes instead; a probe is
-what a CPU affords, and it measures the representation more directly.
+Every model is pre-trained without labels on the clips `pretraining_clips` gives (the train split, plus the
+``unlabelled`` split where the data has one). Each row's main score is the paper's protocol: its encoder fine-tuned
+end to end on the labelled train split and scored on the test split (mAP for multi-label data, accuracy for
+single-label data), with the preset's fine-tuning schedule. The second column is a linear probe of the frozen,
+mean-pooled encoder tokens. Every row also reports `mavil_lite.diagnostics`: the reconstruction error against the
+mean predictor, contrastive accuracy and InfoNCE against chance over training, A->V / V->A retrieval among the test
+clips with chance levels, and for stage 2 the student-teacher gap. So a reader can tell a row that did not learn
+from one that learned without helping the downstream task.
 """
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,12 +32,18 @@ from typing import Any
 import torch
 
 from .dataset import ClipTensors
+from .diagnostics import fused_feature_gap, reconstruction_error, retrieval_diagnostics
+from .experiments import score_classifier
+from .finetune import MAViLClassifier, finetune
 from .model import MAViL
 from .presets import RunPreset
 from .pretrain import pretrain
 from .probe import probe_embedding
-from .results import measured
+from .results import measured, summarize
 from .tables import paper_ablation
+
+NO_PRETRAINING = "random_init"  # row 0's "run": the untrained model every row must beat
+PRETRAINING_SPLITS = ("train", "unlabelled")
 
 
 @dataclass
@@ -64,6 +77,51 @@ def probe_model(model: MAViL, train: ClipTensors, test: ClipTensors, device="cpu
     return {m: probe_embedding(model, train, test, m, device, seed, progress) for m in model.modalities}
 
 
+def pretraining_clips(data: ClipTensors) -> ClipTensors:
+    """The clips pre-training sees, labels unused: the train split and, where the data has one, the unlabelled split."""
+    return data.subset(tuple(split for split in PRETRAINING_SPLITS if split in set(data.splits)))
+
+
+def finetune_percent(model: MAViL, modality: str, train: ClipTensors, test: ClipTensors, preset: RunPreset,
+                     seed: int = 0, device: str = "cpu", checkpoint: str | Path | None = None) -> float:
+    """``model``'s ``modality`` encoder fine-tuned end to end on ``train`` with the preset's schedule, scored on
+    ``test``: mAP or accuracy in percent. A finished ``checkpoint`` is reused."""
+    torch.manual_seed(seed)  # the head's initialisation
+    classifier = MAViLClassifier(model, modality, len(train.classes), drop_path=preset.finetune_recipe.drop_path)
+    finetune(classifier, train, replace(preset.finetune, seed=seed), preset.finetune_recipe, checkpoint=checkpoint,
+             ctx=None, progress=False)
+    return 100 * score_classifier(classifier, test, device)["value"]
+
+
+def _contrast_summary(history: dict[str, list[float]], batch_size: int) -> dict[str, dict]:
+    """Each InfoNCE term at the start and end of training (mean of the first and last tenth of the steps) against
+    its chance level ln(batch), and its top-1 accuracy against 1 / batch."""
+    summary = {}
+    for term in [t for t in history if t == "inter" or (t.startswith("intra_") and not t.endswith("_top1"))]:
+        losses, top1 = history[term], history.get(f"{term}_top1", [])
+        tenth = max(1, len(losses) // 10)
+        summary[term] = {"first": statistics.fmean(losses[:tenth]), "last": statistics.fmean(losses[-tenth:]),
+                         "chance": math.log(batch_size),
+                         "top1_first": statistics.fmean(top1[:tenth]) if top1 else None,
+                         "top1_last": statistics.fmean(top1[-tenth:]) if top1 else None, "top1_chance": 1 / batch_size}
+    return summary
+
+
+def diagnose(model: MAViL, test: ClipTensors, history: dict[str, list[float]] | None, batch_size: int,
+             teacher: MAViL | None = None, device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+    """What one pre-trained (or untrained) model reached on its own objectives (see `mavil_lite.diagnostics`)."""
+    report: dict[str, Any] = {}
+    if model.config.with_decoders:
+        report["reconstruction"] = reconstruction_error(model, test, teacher=teacher, seed=seed, device=device)
+    if history:
+        report["contrast"] = _contrast_summary(history, batch_size)
+    if len(model.modalities) == 2:
+        report["retrieval"] = retrieval_diagnostics(model, test, device)
+    if teacher is not None:
+        report["student_teacher"] = fused_feature_gap(model, teacher, test, device=device)
+    return report
+
+
 def run_ablation(
     data: ClipTensors,
     preset: RunPreset,
@@ -72,62 +130,86 @@ def run_ablation(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Pre-train and probe every row. Finished runs found in ``out_dir/checkpoints`` are reused.
+    """Pre-train, fine-tune, probe and diagnose every row. Finished runs found in ``out_dir/checkpoints`` are reused.
 
-    Returns ``rows`` (one dict per table row: audio/video scores in percent, metric, pre-train wall
-    time), ``histories`` (loss curves per run), ``random_init`` (the probe of an untrained model,
-    the floor every row should beat) and ``probes`` (full probe results per run).
+    Returns ``rows`` (one dict per table row 0-5: ``audio`` / ``video`` fine-tuned scores and ``audio_probe`` /
+    ``video_probe`` in percent, the metric, the pre-training wall time), ``histories`` (loss terms per run),
+    ``diagnostics`` (per run, `diagnose`) and ``probes`` (full probe results per run).
     """
     out_dir = Path(out_dir)
-    train, test = data.subset("train"), data.subset("test")
+    checkpoints = out_dir / "checkpoints"
+    pool, train, test = pretraining_clips(data), data.subset("train"), data.subset("test")
     config = replace(preset.pretrain, seed=seed)  # the seed also orders the clips and draws the masks
-    paper = paper_ablation()
     models: dict[str, MAViL] = {}
-    histories, probes, walls = {}, {}, {}
+    histories, walls = {}, {}
     for row, runs in ablation_runs(preset).items():
         for run in runs:
             torch.manual_seed(seed)
             model = MAViL(preset.model_config(**run.overrides))
-            checkpoint = out_dir / "checkpoints" / f"{run.name}.pt"
             result = pretrain(
-                model, train, config, teacher=models.get(run.teacher), checkpoint=checkpoint,
+                model, pool, config, teacher=models.get(run.teacher), checkpoint=checkpoints / f"{run.name}.pt",
                 device=device, progress=progress, desc=f"row {row}: {run.name}",
             )
-            histories[run.name], walls[run.name] = result.history, result.wall_s
-            models[run.name] = model
-            probes[run.name] = probe_model(model, train, test, device, seed, progress=False)
-
+            histories[run.name], walls[run.name], models[run.name] = result.history, result.wall_s, model
     torch.manual_seed(seed)
-    random_init = probe_model(MAViL(preset.model_config()).to(device), train, test, device, seed, progress=False)
-    rows = []
-    for row, runs in ablation_runs(preset).items():
-        scored = runs if row == 1 else runs[-1:]  # row 5 reports the last stage-2 iteration
-        scores = {m: r for run in scored for m, r in probes[run.name].items()}
-        rows.append({
-            "row": row, "method": paper[row]["method"],
-            "audio": 100 * scores["audio"]["value"], "video": 100 * scores["video"]["value"],
-            "metric": scores["audio"]["metric"], "wall_s": sum(walls[run.name] for run in runs),
-            "runs": [run.name for run in runs],
-        })
-    return {
-        "rows": rows, "histories": histories, "probes": probes,
-        "random_init": {m: 100 * r["value"] for m, r in random_init.items()},
-    }
+    models[NO_PRETRAINING], walls[NO_PRETRAINING] = MAViL(preset.model_config()).to(device), 0.0
+    scored_runs = {0: [Run(NO_PRETRAINING)]} | {row: runs if row == 1 else runs[-1:]
+                                               for row, runs in ablation_runs(preset).items()}
+    teachers = {run.name: run.teacher for runs in ablation_runs(preset).values() for run in runs}
+
+    rows, probes, diagnostics = [], {}, {}
+    paper = paper_ablation()
+    for row, runs in scored_runs.items():
+        scores: dict[str, float] = {}
+        for run in runs:
+            model = models[run.name]
+            probes[run.name] = probe_model(model, train, test, device, seed, progress=False)
+            for m in model.modalities:
+                scores[m] = finetune_percent(model, m, train, test, preset, seed, device,
+                                             checkpoints / f"finetune_{run.name}_{m}.pt")
+                scores[f"{m}_probe"] = 100 * probes[run.name][m]["value"]
+            diagnostics[run.name] = diagnose(model, test, histories.get(run.name), config.batch_size,
+                                             models.get(teachers.get(run.name)), device, seed)
+        metric = next(iter(probes[runs[0].name].values()))["metric"]
+        method = paper[row]["method"] if row in paper else "no pre-training (random init)"
+        rows.append({"row": row, "method": method, **scores, "metric": metric,
+                     "wall_s": sum(walls[run.name] for run in runs), "runs": [run.name for run in runs]})
+        if progress:
+            print(f"row {row} ({', '.join(run.name for run in runs)}): fine-tuned audio {scores['audio']:.1f} / "
+                  f"video {scores['video']:.1f}, probe {scores['audio_probe']:.1f} / {scores['video_probe']:.1f}")
+    return {"rows": rows, "histories": histories, "probes": probes, "diagnostics": diagnostics}
 
 
 def ablation_measurements(results_by_seed: dict[int, dict], dataset: str, scale: dict, preset: RunPreset,
                           benchmark: str = "AS-20K", comparable: bool = False) -> dict[tuple, dict]:
-    """Our side of every ablation number: ``{(row, benchmark, 'A' | 'V'): mavil_lite.results.measured(...)}``.
+    """Our side of every ablation number of the paper (rows 1-5, fine-tuned):
+    ``{(row, benchmark, 'A' | 'V'): mavil_lite.results.measured(...)}``.
 
     ``results_by_seed`` maps each seed to what `run_ablation` returned for it.
     """
     ours = {}
-    for index, (row, runs) in enumerate(ablation_runs(preset).items()):
+    for row, runs in ablation_runs(preset).items():
         config = {"preset": asdict(preset), "runs": [asdict(run) for run in runs], "data": dataset}
-        wall_s = sum(result["rows"][index]["wall_s"] for result in results_by_seed.values())
-        metric = next(iter(results_by_seed.values()))["rows"][index]["metric"]
+        per_seed = [next(r for r in result["rows"] if r["row"] == row) for result in results_by_seed.values()]
+        wall_s = sum(r["wall_s"] for r in per_seed)
         for modality, key in (("A", "audio"), ("V", "video")):
-            values = [result["rows"][index][key] for result in results_by_seed.values()]
-            ours[(row, benchmark, modality)] = measured(values, dataset=dataset, scale=scale, wall_s=wall_s, config=config,
-                                                        comparable=comparable, metric=metric)
+            ours[(row, benchmark, modality)] = measured([r[key] for r in per_seed], dataset=dataset, scale=scale,
+                                                        wall_s=wall_s, config=config, comparable=comparable,
+                                                        metric=per_seed[0]["metric"])
     return ours
+
+
+def mean_rows(results_by_seed: dict[int, dict]) -> list[dict]:
+    """Rows 0-5 with every score's mean and sample std over the seeds (`results.summarize`):
+    ``{'row', 'method', 'metric', '<score>', '<score>_std', '<score>_values', 'wall_s'}``."""
+    first = next(iter(results_by_seed.values()))["rows"]
+    summary = []
+    for index, row in enumerate(first):
+        entry = {"row": row["row"], "method": row["method"], "metric": row["metric"]}
+        for key in ("audio", "video", "audio_probe", "video_probe"):
+            summary_of_key = summarize(result["rows"][index][key] for result in results_by_seed.values())
+            entry[key], entry[f"{key}_std"] = summary_of_key["mean"], summary_of_key["std"]
+            entry[f"{key}_values"] = summary_of_key["values"]
+        entry["wall_s"] = statistics.fmean(result["rows"][index]["wall_s"] for result in results_by_seed.values())
+        summary.append(entry)
+    return summary

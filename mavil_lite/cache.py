@@ -5,7 +5,7 @@ epoch would otherwise pay it for every clip again. `prepare_cache` decodes a man
 
     OUT_DIR/meta.json      feature spec, preset, frame format, classes, modalities, normalisation statistics, sizes
     OUT_DIR/clips.csv      one row per usable clip: file, split, labels, shard, position, has_audio, has_video
-    OUT_DIR/report.csv     every clip of the manifest: file, status (ok / partial / failed), reason
+    OUT_DIR/report.csv     every clip of the manifest: file, status (ok / partial / failed), reason, video_decoder
     OUT_DIR/shards/*.pt    about `shard_size` clips each, a dict of tensors (torch.save; read back memory-mapped)
 
 What a shard holds, per clip:
@@ -51,7 +51,7 @@ CACHE_VERSION = 2  # 2: one JPEG per clip (1 had one per frame)
 PREPARE_PRESETS = {"tiny": "tiny", "paper": "base"}  # `prepare --preset` name -> presets.FEATURES key
 DEFAULT_FRAME_FORMAT = {"tiny": "raw", "paper": "jpeg"}
 INDEX_COLUMNS = ("file", "split", "labels", "shard", "position", "has_audio", "has_video")
-JPEG_QUALITY = 90  # [choice] visually lossless for the model at 224 px; about 10 kB a frame
+JPEG_QUALITY = 90  # [choice: jpeg-quality] visually lossless for the model at 224 px; about 10 kB a frame
 
 
 @dataclass

@@ -22,6 +22,7 @@ import sys
 
 from .audio_stats import dataset_statistics, write_statistics
 from .cache import PREPARE_PRESETS, prepare_cache
+from .distributed import init_distributed
 from .experiments import load_classifier, load_clips, run_finetune, run_pretrain, run_retrieval, score_classifier
 from .importers import import_audioset, import_vggsound
 from .recipes import load_recipe
@@ -174,7 +175,7 @@ def add_finetune_parser(subparsers) -> None:
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
-    device = "cpu" if args.device == "auto" else args.device
+    device = init_distributed(args.device).device  # "auto" as for training: this process's GPU, else the CPU
     if args.task == "retrieval":
         print(json.dumps(run_retrieval(_recipe(args), args.ckpt, device=device, num_workers=args.workers)))
     else:

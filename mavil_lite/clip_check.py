@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import Tensor
 
-from .media import FeatureSpec, frame_timing, kaldi_fbank, load_waveform, open_video, random_window_start, \
-    read_window
+from .media import FeatureSpec, kaldi_fbank, load_waveform, open_video, random_window_start
 from .streams import BadClipError, inspect_media
 
 MODALITIES = ("audio", "video")
@@ -39,6 +38,7 @@ class CheckedClip:
     problems: dict[str, str] = field(default_factory=dict)  # modality -> why it is unusable; "file" for the clip
     notes: list[str] = field(default_factory=list)          # what was fixed; the clip is still usable
     decoded: list[str] = field(default_factory=list)        # modalities that decoded (kept without the features)
+    video_decoder: str = ""  # what read the frames: 'decord', or 'pyav' where decord cannot; '' without frames
 
     def usable(self, modalities: tuple[str, ...] = MODALITIES) -> tuple[str, ...]:
         """The modalities among `modalities` that decoded."""
@@ -46,7 +46,8 @@ class CheckedClip:
 
     def without_features(self) -> "CheckedClip":
         """The same outcome without the decoded tensors (for the report, once they are stored elsewhere)."""
-        return CheckedClip(self.file, problems=self.problems, notes=self.notes, decoded=self.decoded)
+        return CheckedClip(self.file, problems=self.problems, notes=self.notes, decoded=self.decoded,
+                           video_decoder=self.video_decoder)
 
     def status(self, modalities: tuple[str, ...] = MODALITIES) -> str:
         """'ok' when every modality of the dataset decoded, 'partial' for some, 'failed' for none."""
@@ -86,19 +87,20 @@ def _check_video(path: str, spec: FeatureSpec, declared_s: float | None, start_s
                  rng: np.random.Generator | None, num_threads: int, clip: CheckedClip) -> None:
     """Decode the window's frames into clip.frames, or record why not."""
     try:
-        reader = open_video(path, spec, num_threads)
-        timing = frame_timing(reader)
-        if declared_s and timing.duration_s < TRUNCATION_TOLERANCE * declared_s - CODEC_SLACK_S:
-            clip.problems["video"] = (f"video stream corrupt partway: {timing.duration_s:.2f} s of frames "
+        video = open_video(path, spec, num_threads)
+        if declared_s and video.timing.duration_s < TRUNCATION_TOLERANCE * declared_s - CODEC_SLACK_S:
+            clip.problems["video"] = (f"video stream corrupt partway: {video.timing.duration_s:.2f} s of frames "
                                       f"for {declared_s:.2f} s declared")
             return
         if rng is not None:
-            start_s = random_window_start(timing.duration_s, spec, rng)
-        clip.frames = read_window(reader, timing, spec, start_s, path)  # (video_frames, H, W, 3)
+            start_s = random_window_start(video.timing.duration_s, spec, rng)
+        clip.frames = video.read_window(start_s)  # (video_frames, H, W, 3)
         clip.decoded.append("video")
+        clip.video_decoder = video.decoder
     except (ValueError, RuntimeError) as error:
         clip.problems["video"] = _decoder_problem(error, path, "video")
         return
+    timing = video.timing  # PyAV's, if decord failed while reading
     if not timing.seekable:
         clip.notes.append("no frame timestamps to seek by: frames decoded in order up to the window's last")
     if timing.is_variable_rate:
@@ -129,12 +131,12 @@ def _decode_directly(path: str, spec: FeatureSpec, modalities: tuple[str, ...], 
             clip.fbank = kaldi_fbank(clip.waveform, spec)  # (frames, F)
             clip.decoded.append("audio")
         if "video" in modalities:
-            reader = open_video(path, spec, num_threads)
-            timing = frame_timing(reader)
+            video = open_video(path, spec, num_threads)
             if rng is not None:
-                start_s = random_window_start(timing.duration_s, spec, rng)
-            clip.frames = read_window(reader, timing, spec, start_s, path)  # (video_frames, H, W, 3)
+                start_s = random_window_start(video.timing.duration_s, spec, rng)
+            clip.frames = video.read_window(start_s)  # (video_frames, H, W, 3)
             clip.decoded.append("video")
+            clip.video_decoder = video.decoder
     except (ValueError, RuntimeError, OSError):
         return None
     return clip

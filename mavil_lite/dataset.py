@@ -101,9 +101,11 @@ def _take(tensor: Tensor, index: Tensor) -> Tensor:
     return tensor[index]
 
 
-def split_rows(splits: list[str], split: str) -> list[int]:
-    """The rows whose split is ``split``; an error naming the splits there are when there is none."""
-    rows = [row for row, clip_split in enumerate(splits) if clip_split == split]
+def split_rows(splits: list[str], split: str | tuple[str, ...]) -> list[int]:
+    """The rows whose split is ``split`` (or one of several, e.g. ``("train", "unlabelled")``); an error naming the
+    splits there are when there is none."""
+    wanted = (split,) if isinstance(split, str) else tuple(split)
+    rows = [row for row, clip_split in enumerate(splits) if clip_split in wanted]
     if not rows:
         raise ValueError(f"no clips in split {split!r}; the splits are {sorted(set(splits))}")
     return rows
@@ -144,8 +146,9 @@ class ClipTensors:
     def modalities(self) -> tuple[str, ...]:
         return present_modalities(self.has_audio, self.has_video)
 
-    def subset(self, split: str) -> "ClipTensors":
-        """The clips of one split ('train' / 'test'), same classes (so targets stay comparable)."""
+    def subset(self, split: str | tuple[str, ...]) -> "ClipTensors":
+        """The clips of one split ('train' / 'test' / 'unlabelled') or several, same classes (so targets stay
+        comparable)."""
         return self._select(torch.tensor(split_rows(self.splits, split)))
 
     def _select(self, index: Tensor) -> "ClipTensors":

@@ -80,10 +80,15 @@ class TrainResult:
 LossFn = Callable[[nn.Module, Step], dict[str, torch.Tensor]]
 
 
+def no_weight_decay_names(model: nn.Module) -> list[str]:
+    """Full names of ``model``'s parameters named in `NO_WEIGHT_DECAY` (``encoders.audio.cls_token``, ...): timm's
+    groupings match a parameter's whole name, and leave only norms and biases (1-D) undecayed by themselves."""
+    return [n for n, _ in model.named_parameters() if n.split(".")[-1] in NO_WEIGHT_DECAY]
+
+
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """No weight decay on norms, biases, tokens and position tables (timm's grouping plus MAE's names)."""
-    no_decay = [n for n, _ in model.named_parameters() if n.split(".")[-1] in NO_WEIGHT_DECAY]
-    return param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_decay)
+    return param_groups_weight_decay(model, weight_decay, no_weight_decay_list=no_weight_decay_names(model))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -210,7 +215,8 @@ def train(
             result.steps = step + 1
             result.wall_s = earlier_sessions_s + time.perf_counter() - session_started
             if step % config.log_every == 0 or step + 1 == total_steps:
-                logger.log(step, epoch, optimizer.param_groups[0]["lr"], terms_mean)
+                # the head's lr: under layer-wise decay every other group's is scaled down from it
+                logger.log(step, epoch, max(group["lr"] for group in optimizer.param_groups), terms_mean)
             bar.update()
             bar.set_postfix(loss=f"{terms_mean['loss']:.3f}", epoch=epoch)
             end_of_epoch = step_in_epoch + 1 == steps_per_epoch

@@ -19,7 +19,7 @@ from .engine import load_checkpoint
 from .finetune import MAViLClassifier, finetune, predict
 from .init_weights import load_vit_into_encoder
 from .interop import from_public_mavil
-from .metrics import accuracy, mean_average_precision
+from .metrics import accuracy, is_multilabel, mean_average_precision
 from .model import MAViL, MAViLConfig
 from .pretrain import pretrain
 from .probe import contrast_retrieval
@@ -159,7 +159,7 @@ def load_classifier(path: str | Path) -> MAViLClassifier:
 def score_classifier(classifier: MAViLClassifier, data: ClipTensors, device: str = "cpu") -> dict[str, Any]:
     """mAP for multi-label data, accuracy for single-label data."""
     logits = predict(classifier, data, device=device)
-    if bool((data.targets.sum(dim=1) != 1).any()):
+    if is_multilabel(data.targets):
         value, dropped = mean_average_precision(logits.sigmoid(), data.targets)
         return {"metric": "mAP", "value": value, "classes_dropped": dropped, "n_test": len(data)}
     return {"metric": "accuracy", "value": accuracy(logits, data.targets), "n_test": len(data)}

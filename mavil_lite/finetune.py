@@ -9,12 +9,12 @@ grouping), cosine schedule, drop-path, BCE for multi-label and cross-entropy for
 mixup, SpecAugment (torchaudio's masking transforms) and balanced sampling for imbalanced multi-label
 sets. Mixup mixes the two clips' waveforms and computes the fbank of the mix, as AudioMAE does, when the
 clips carry their waveforms (``decode_manifest(keep_waveforms=True)``, which ``run_finetune`` asks for); clips
-read from a feature cache have none, and then the normalised fbanks are mixed instead [choice]. Frames are
+read from a feature cache have none, and then the normalised fbanks are mixed instead [choice: fbank-mixup]. Frames are
 mixed as pixels either way.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import scipy.stats
@@ -27,8 +27,9 @@ from torch.utils.data import DistributedSampler
 
 from .dataset import ClipTensors
 from .distributed import DistributedContext, gather_rows, global_mean, is_distributed, rank, world_size
-from .engine import NO_WEIGHT_DECAY, Step, TrainConfig, TrainResult, train
+from .engine import Step, TrainConfig, TrainResult, no_weight_decay_names, train
 from .media import normalize_fbank, waveform_to_fbank
+from .metrics import is_multilabel
 from .model import MAViL
 
 MODALITY_CHOICES = ("audio", "video", "av")
@@ -57,17 +58,43 @@ class ClassifierConfig:
         return asdict(self)
 
 
-class MAViLClassifier(nn.Module):
-    """A MAViL backbone (encoders + fusion) with one classification head."""
+def head_modalities(modality: str) -> tuple[str, ...]:
+    """The inputs a ``modality`` head reads: ``("audio", "video")`` for A+V, else the one it names."""
+    if modality not in MODALITY_CHOICES:
+        raise ValueError(f"modality must be one of {MODALITY_CHOICES}, got {modality!r}")
+    return ("audio", "video") if modality == "av" else (modality,)
 
-    def __init__(self, backbone: MAViL, modality: str, num_classes: int):
+
+def head_backbone(backbone: MAViL, modality: str, drop_path: float | None = None) -> MAViL:
+    """A copy of the part of ``backbone`` that a ``modality`` head reads: the encoders of its modalities and, for A+V,
+    the fusion blocks; not the other encoder, the decoders, the contrastive projections nor a public A+V head.
+    ``drop_path`` sets the copy's stochastic depth for fine-tuning (by default the backbone's).
+
+    DDP needs a gradient for every parameter of the model it trains in every step. A copy rather than the caller's
+    modules, so that heads built from one backbone train independently.
+    """
+    needed = head_modalities(modality)
+    if not set(needed) <= set(backbone.modalities):
+        raise ValueError(f"a {modality} head needs a backbone with {needed}, this one has {backbone.modalities}")
+    c = backbone.config
+    config = replace(c, modalities=tuple(m for m in c.modalities if m in needed), with_decoders=False,
+                     fusion_depth=c.fusion_depth if modality == "av" else 0, inter_contrast_weight=0.0,
+                     intra_contrast_weight=0.0, num_classes=0,
+                     drop_path=c.drop_path if drop_path is None else drop_path)
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the RNG to the head's init
+        part = MAViL(config)
+    kept = part.state_dict()
+    part.load_state_dict({name: value for name, value in backbone.state_dict().items() if name in kept})
+    return part.to(next(backbone.parameters()).device)
+
+
+class MAViLClassifier(nn.Module):
+    """What one classification head reads of a MAViL (see `head_backbone`), and the head."""
+
+    def __init__(self, backbone: MAViL, modality: str, num_classes: int, drop_path: float | None = None):
         super().__init__()
-        if modality not in MODALITY_CHOICES:
-            raise ValueError(f"modality must be one of {MODALITY_CHOICES}, got {modality!r}")
-        needed = ("audio", "video") if modality == "av" else (modality,)
-        if not set(needed) <= set(backbone.modalities):
-            raise ValueError(f"a {modality} head needs a backbone with {needed}, this one has {backbone.modalities}")
-        self.backbone, self.modality, self.num_classes = backbone, modality, num_classes
+        self.backbone = head_backbone(backbone, modality, drop_path)
+        self.modality, self.num_classes = modality, num_classes
         width = backbone.config.dim * (2 if modality == "av" else 1)
         self.fc_norm = nn.LayerNorm(width, eps=1e-6)
         self.head = nn.Linear(width, num_classes)
@@ -100,7 +127,7 @@ class MAViLClassifier(nn.Module):
 
 
 def classifier_param_groups(model: MAViLClassifier, config: TrainConfig, layer_decay: float) -> list[dict]:
-    return param_groups_layer_decay(model, config.weight_decay, no_weight_decay_list=NO_WEIGHT_DECAY,
+    return param_groups_layer_decay(model, config.weight_decay, no_weight_decay_list=no_weight_decay_names(model),
                                     layer_decay=layer_decay)
 
 
@@ -164,21 +191,25 @@ def finetune(
     A clip lacking a modality the head reads (``data.has_audio`` / ``has_video``) gets no loss, nor does its mixup
     partner."""
     ctx = ctx or DistributedContext()
-    multilabel = bool((data.targets.sum(dim=1) != 1).any())
+    multilabel = is_multilabel(data.targets)
     if config.linear_probe:
         classifier.backbone.requires_grad_(False)
     groups = classifier_param_groups(classifier, train_config, 1.0 if config.linear_probe else config.layer_decay)
     weights = balanced_sample_weights(data.targets) if config.balanced_sampling else None
     scale_freq = classifier.backbone.config.audio_size[1] / 128  # SpecAugment widths are for 128 bins
     scale_time = classifier.backbone.config.audio_size[0] / 1024
-    # a clip lacking what the head reads gets no loss; only a dataset with such clips pays for the masking
-    needs = ("audio", "video") if config.modality == "av" else (config.modality,)
-    usable = torch.stack([data.has_audio if m == "audio" else data.has_video for m in needs]).all(dim=0)  # (N,)
-    partial = not bool(usable.all())
+    # a clip lacking what the head reads gets no loss; only a dataset with such clips pays for the masking. A stream
+    # of media files learns which clips lack a modality only as it reads them (`flags_known`), so it always masks.
+    needs = head_modalities(config.modality)
+
+    def usable(index) -> torch.Tensor:  # (B,) bool, read after data.batch(index), which a stream updates
+        return torch.stack([(data.has_audio if m == "audio" else data.has_video)[index] for m in needs]).all(dim=0)
+
+    partial = not getattr(data, "flags_known", True) or not bool(usable(slice(None)).all())
 
     def loss_fn(runner, step: Step) -> dict[str, torch.Tensor]:
         audio, video, targets = data.batch(step.index)
-        keep = usable[step.index]  # (B,)
+        keep = usable(step.index)  # (B,)
         # one mixing decision and weight per global batch, drawn from the step's generator
         if config.mixup and not config.linear_probe and torch.rand(1, generator=step.generator).item() < config.mixup:
             u = torch.rand(1, generator=step.generator).item()

@@ -133,12 +133,3 @@ def step_flops(
     patch embedding (no gradient for the data), one for the frozen teacher. The optimiser is not counted."""
     return {name: flops * passes
             for name, flops, passes in _terms(config, batch, mask_ratio, _resolve_teacher(config, teacher))}
-
-
-def group_terms(terms: dict[str, int], depth: int = 1) -> dict[str, int]:
-    """Sum terms sharing their first ``depth`` dotted name parts: ``{"audio": ..., "fusion": ...}`` for depth 1."""
-    groups: dict[str, int] = {}
-    for name, flops in terms.items():
-        key = ".".join(name.split(".")[:depth])
-        groups[key] = groups.get(key, 0) + flops
-    return groups

@@ -51,20 +51,24 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
     negatives are the whole global batch: each process scores its own rows against every process's
     rows, and averaging over processes gives exactly the single-process loss of the global batch.
     ``valid`` ``(B,)`` bool: False leaves a row out (a clip lacking a modality), as if it were not in the batch.
+    The logits are computed in float32 even under autocast (as open_clip does): bfloat16's 8-bit mantissa,
+    scaled by 1 / temperature, would blur the similarities that the softmax ranks.
     """
-    query = F.normalize(query, dim=-1)
-    key = F.normalize(key, dim=-1)
-    all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
-    labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
-    query_to_key = query @ all_keys.t() / temperature  # (B, world * B) cosine similarities
-    key_to_query = key @ all_queries.t() / temperature
-    if valid is None:
-        return 0.5 * (F.cross_entropy(query_to_key, labels) + F.cross_entropy(key_to_query, labels))
-    all_valid = gather_with_grad(valid.float()) > 0  # (world * B,)
-    rows = valid.bool()
-    per_row = [F.cross_entropy(scores[rows].masked_fill(~all_valid, float("-inf")), labels[rows], reduction="sum")
-               for scores in (query_to_key, key_to_query)]  # left-out rows are neither scored nor negatives
-    return global_mean(0.5 * (per_row[0] + per_row[1]), rows.sum())
+    with torch.autocast(query.device.type, enabled=False):
+        query = F.normalize(query.float(), dim=-1)
+        key = F.normalize(key.float(), dim=-1)
+        all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
+        labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
+        query_to_key = query @ all_keys.t() / temperature  # (B, world * B) cosine similarities
+        key_to_query = key @ all_queries.t() / temperature
+        if valid is None:
+            return 0.5 * (F.cross_entropy(query_to_key, labels) + F.cross_entropy(key_to_query, labels))
+        all_valid = gather_with_grad(valid.float()) > 0  # (world * B,)
+        rows = valid.bool()
+        per_row = [F.cross_entropy(scores[rows].masked_fill(~all_valid, float("-inf")), labels[rows],
+                                   reduction="sum")
+                   for scores in (query_to_key, key_to_query)]  # left-out rows are neither scored nor negatives
+        return global_mean(0.5 * (per_row[0] + per_row[1]), rows.sum())
 
 
 def teacher_targets(teacher_tokens: torch.Tensor) -> torch.Tensor:
@@ -74,3 +78,23 @@ def teacher_targets(teacher_tokens: torch.Tensor) -> torch.Tensor:
     keeps the regression scale independent of the teacher's activation scale across iterations.
     """
     return F.layer_norm(teacher_tokens, teacher_tokens.shape[-1:])
+
+
+@torch.no_grad()
+def contrastive_top1(query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """How often row i of ``query`` scores its own ``key`` highest among the global batch, both directions averaged.
+
+    The accuracy of the classification that `info_nce` trains (query, key ``(B, D)``; ``valid`` as there); chance is
+    1 / global batch. A diagnostic: it takes no part in the loss.
+    """
+    query, key = F.normalize(query.float(), dim=-1), F.normalize(key.float(), dim=-1)
+    all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
+    labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
+    rows = torch.ones_like(labels, dtype=torch.bool) if valid is None else valid.bool()
+    all_valid = None if valid is None else gather_with_grad(valid.float()) > 0
+    hits = 0.0
+    for scores in (query @ all_keys.t(), key @ all_queries.t()):  # (B, world * B)
+        if all_valid is not None:
+            scores = scores.masked_fill(~all_valid, float("-inf"))
+        hits = hits + (scores.argmax(dim=1) == labels)[rows].float().sum()
+    return global_mean(0.5 * hits, rows.sum())

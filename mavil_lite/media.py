@@ -14,6 +14,9 @@ Only the frames that are used are decoded (decord seeks to them, each distinct f
 matters for long clips. Frames are picked by their presentation timestamps (read from the container's index, no
 decoding), so a variable frame rate samples the right moments. Training draws a random window inside the clip;
 evaluation uses the window at `start_s` (0 by default, as the public inference code).
+
+decord is the decoder; where it cannot open or seek in a video (AV1 in Matroska, WebM without a duration), PyAV
+reads the frames instead (`pyav_video`), at the same times and scaled the same way. `Video.decoder` says which.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import numpy as np
 import torch
 import torchaudio
 from torch import Tensor
+
+from .pyav_video import decode_frames, frame_stamps
 
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
@@ -127,19 +132,6 @@ def normalize_fbank(fbank: Tensor, mean: float = AUDIOSET_MEAN, std: float = AUD
     return (fbank - mean) / (2 * std)
 
 
-def frame_indices(num_source_frames: int, source_fps: float, spec: FeatureSpec, start_s: float = 0.0) -> list[int]:
-    """The source frame numbers of the spec.video_frames frames taken at spec.video_fps from start_s.
-
-    Assumes a constant frame rate. Indices past the end wrap around, so a short clip repeats (as MAViL's public
-    inference code does).
-    """
-    if num_source_frames <= 0:
-        raise ValueError("the video has no frames")
-    times = start_s + np.arange(spec.video_frames) / spec.video_fps
-    indices = np.floor(times * source_fps + 1e-6).astype(int)  # the frame being shown at each time
-    return [int(index) for index in np.mod(indices, num_source_frames)]
-
-
 def _uneven(intervals: np.ndarray) -> bool:
     """Whether frame intervals differ by more than the rounding of a container's time base."""
     if len(intervals) < 2:
@@ -173,7 +165,12 @@ class FrameTiming:
 
 def frame_timing(reader: decord.VideoReader) -> FrameTiming:
     """The presentation times of every frame of an open decord reader: exact for variable frame rates too."""
-    stamps = reader.get_frame_timestamp(range(len(reader)))  # (frames, 2): start and end second of each frame
+    return timing_from_stamps(reader.get_frame_timestamp(range(len(reader))), reader.get_avg_fps())
+
+
+def timing_from_stamps(stamps: np.ndarray, average_fps: float) -> FrameTiming:
+    """(frames, 2) start and end second of each frame, in presentation order, and the average frame rate the
+    container declares -> when each frame is shown (decord's index and PyAV's packets give the same times)."""
     starts = stamps[:, 0] - stamps[0, 0]
     later = np.diff(starts[1:])  # every interval but the first: for AVI, decord puts all later frames one frame late
     if len(later) > 0 and later.min() > 0 and not _uneven(later):
@@ -186,8 +183,8 @@ def frame_timing(reader: decord.VideoReader) -> FrameTiming:
         end = float(stamps[-1, 1] - stamps[0, 0])
         return FrameTiming(starts, max(end, float(2 * starts[-1] - starts[-2])))
     # no usable timestamps (MPEG program streams, a single frame): the average rate the container declares
-    fps = reader.get_avg_fps() or 25.0
-    return FrameTiming(np.arange(len(reader)) / fps, len(reader) / fps, seekable=len(reader) == 1)
+    fps = average_fps or 25.0
+    return FrameTiming(np.arange(len(stamps)) / fps, len(stamps) / fps, seekable=len(stamps) == 1)
 
 
 def window_times(spec: FeatureSpec, start_s: float = 0.0) -> np.ndarray:
@@ -201,35 +198,75 @@ def random_window_start(duration_s: float, spec: FeatureSpec, rng: np.random.Gen
     return float(rng.uniform(0.0, max(0.0, duration_s - window_s)))
 
 
-def open_video(path: str | Path, spec: FeatureSpec, num_threads: int = 0) -> decord.VideoReader:
-    """A decord reader that scales frames to the spec's size while decoding (full-size frames never exist).
+@dataclass
+class Video:
+    """A video ready to decode: when its frames are shown, and the decoder that reads them."""
+    path: Path
+    spec: FeatureSpec
+    timing: FrameTiming
+    reader: decord.VideoReader | None  # None once decord has failed on the file: PyAV reads it
+    num_threads: int = 0
+
+    @property
+    def decoder(self) -> str:
+        """'decord', or 'pyav' for a video decord cannot open or seek in."""
+        return "decord" if self.reader is not None else "pyav"
+
+    def read_window(self, start_s: float) -> Tensor:
+        """Decode the window's frames only: uint8 (spec.video_frames, frame_size, frame_size, 3), RGB.
+
+        Each distinct frame is decoded once, in file order: a repeated short clip asks for the same frames again
+        and going backwards would make decord seek back to a key frame.
+        """
+        if self.reader is not None:
+            try:
+                return self._window(start_s, self._decord_frames)
+            except (decord.DECORDError, RuntimeError) as error:  # opened, but a seek failed: PyAV from here on
+                self.reader, self.timing = None, _pyav_timing(self.path, error)
+        return self._window(start_s, self._pyav_frames)
+
+    def _window(self, start_s: float, decode) -> Tensor:
+        """The window's frames, given a decoder of sorted distinct frame numbers -> (distinct, H, W, 3) frames."""
+        indices = self.timing.indices_at(window_times(self.spec, start_s))  # (video_frames,)
+        distinct, position = np.unique(indices, return_inverse=True)  # sorted distinct frames, where each goes
+        frames = decode(distinct)  # (distinct, H, W, 3)
+        return torch.from_numpy(np.ascontiguousarray(frames[position], dtype=np.uint8))
+
+    def _decord_frames(self, distinct: np.ndarray) -> np.ndarray:
+        """Sorted distinct frame numbers (D,) -> uint8 (D, H, W, 3) frames, by decord."""
+        if self.timing.seekable:
+            return _to_numpy(self.reader.get_batch(distinct.tolist()))  # (distinct, H, W, 3)
+        # decode in order up to the last frame needed, as seeking would return frame 0
+        return _to_numpy(self.reader.get_batch(list(range(distinct[-1] + 1))))[distinct]  # (distinct, H, W, 3)
+
+    def _pyav_frames(self, distinct: np.ndarray) -> np.ndarray:
+        """Sorted distinct frame numbers (D,) -> uint8 (D, H, W, 3) frames, by PyAV."""
+        try:
+            return decode_frames(self.path, distinct, self.spec.frame_size, self.num_threads)  # (distinct, H, W, 3)
+        except av.error.FFmpegError as error:
+            raise ValueError(f"{self.path}: could not decode video frames {distinct.tolist()} ({error})") from None
+
+
+def _pyav_timing(path: Path, decord_error: Exception) -> FrameTiming:
+    """The frame times PyAV reads from the file's packets; decord's failure explained when PyAV fails too."""
+    try:
+        return timing_from_stamps(*frame_stamps(path))
+    except (av.error.FFmpegError, ValueError):
+        raise _explain_failure(path, "video", decord_error) from None
+
+
+def open_video(path: str | Path, spec: FeatureSpec, num_threads: int = 0) -> Video:
+    """The file's video, scaled to the spec's size while decoding (full-size frames never exist): read by decord,
+    or by PyAV where decord cannot open it.
 
     num_threads: decoder threads, 0 = as many as cores; give 1 in worker processes, which are the parallelism.
     """
     path = _existing(path)
     try:
-        return decord.VideoReader(str(path), width=spec.frame_size, height=spec.frame_size, num_threads=num_threads)
+        reader = decord.VideoReader(str(path), width=spec.frame_size, height=spec.frame_size, num_threads=num_threads)
+        return Video(path, spec, frame_timing(reader), reader, num_threads)
     except (decord.DECORDError, RuntimeError, AssertionError) as error:
-        raise _explain_failure(path, "video", error) from None
-
-
-def read_window(reader: decord.VideoReader, timing: FrameTiming, spec: FeatureSpec, start_s: float,
-                path: str | Path) -> Tensor:
-    """Decode the window's frames only: uint8 (spec.video_frames, H, W, 3), RGB.
-
-    Each distinct frame is decoded once, in file order: a repeated short clip asks for the same frames again and
-    going backwards would make decord seek back to a key frame.
-    """
-    indices = timing.indices_at(window_times(spec, start_s))  # (video_frames,)
-    distinct, position = np.unique(indices, return_inverse=True)  # sorted distinct frames, where each goes
-    try:
-        if timing.seekable:
-            frames = _to_numpy(reader.get_batch(distinct.tolist()))  # (distinct, H, W, 3)
-        else:  # decode in order up to the last frame needed, as seeking would return frame 0
-            frames = _to_numpy(reader.get_batch(list(range(distinct[-1] + 1))))[distinct]  # (distinct, H, W, 3)
-    except (decord.DECORDError, RuntimeError) as error:
-        raise ValueError(f"{path}: could not decode video frames {distinct.tolist()} ({error})") from None
-    return torch.from_numpy(np.ascontiguousarray(frames[position], dtype=np.uint8))
+        return Video(path, spec, _pyav_timing(path, error), None, num_threads)
 
 
 def load_frames(path: str | Path, spec: FeatureSpec, start_s: float = 0.0, rng: np.random.Generator | None = None,
@@ -239,11 +276,10 @@ def load_frames(path: str | Path, spec: FeatureSpec, start_s: float = 0.0, rng: 
     Frames are picked by their timestamps, so a variable frame rate still samples the right moments. The window
     starts at start_s, or at a random time inside the clip when rng is given (training windows).
     """
-    reader = open_video(path, spec, num_threads)
-    timing = frame_timing(reader)
+    video = open_video(path, spec, num_threads)
     if rng is not None:
-        start_s = random_window_start(timing.duration_s, spec, rng)
-    return read_window(reader, timing, spec, start_s, path)
+        start_s = random_window_start(video.timing.duration_s, spec, rng)
+    return video.read_window(start_s)
 
 
 def frames_to_tensor(frames: Tensor) -> Tensor:
@@ -279,7 +315,6 @@ def sampled_frame_times(path: str | Path, spec: FeatureSpec, start_s: float = 0.
     The presentation times of the frames the window picks (:meth:`FrameTiming.indices_at`), so a short clip
     that wraps around shows its repeated times, and a variable frame rate its real ones.
     """
-    reader = open_video(path, spec)
-    timing = frame_timing(reader)
+    timing = open_video(path, spec).timing
     indices = timing.indices_at(window_times(spec, start_s))  # (video_frames,)
     return [float(timing.starts_s[index]) for index in indices]

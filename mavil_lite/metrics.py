@@ -36,6 +36,23 @@ def to_numpy(values: ArrayLike, name: str) -> np.ndarray:
     return array
 
 
+def is_multilabel(targets: ArrayLike) -> bool:
+    """Whether (N, C) multi-hot targets are multi-label: some row has a number of positives other than one (a row
+    without any cannot be a class label). The one rule behind fine-tuning's loss (BCE or cross-entropy), its score
+    (mAP or accuracy) and the probe's choice, so that they cannot disagree.
+
+    Raises:
+        ValueError: if `targets` is not (N, C), or holds values other than 0 and 1 (soft targets have no count of
+            positives: [0.5, 0.5] sums to one, yet has two).
+    """
+    targets = torch.as_tensor(targets)  # not `to_numpy`: no float64 copy of AS-2M's (2M, 527) targets
+    if targets.ndim != 2:
+        raise ValueError(f"targets must be (N, C), got shape {tuple(targets.shape)}")
+    if not ((targets == 0) | (targets == 1)).all():
+        raise ValueError("targets must be multi-hot (only 0 and 1)")
+    return bool((targets.sum(dim=1) != 1).any())
+
+
 def mean_average_precision(scores: ArrayLike, targets: ArrayLike) -> tuple[float, int]:
     """Mean over classes of the average precision, skipping classes without any positive.
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from .decoder import MAEDecoder
 from .encoder import ModalityEncoder, vit_blocks
-from .losses import info_nce, masked_reconstruction_loss, teacher_targets
+from .losses import contrastive_top1, info_nce, masked_reconstruction_loss, teacher_targets
 from .masking import Masked, random_masking, unmasked
 
 MODALITIES = ("audio", "video")
@@ -32,7 +32,8 @@ MODALITIES = ("audio", "video")
 
 @dataclass
 class MAViLConfig:
-    """Architecture and objective. Defaults are MAViL-Base as pre-trained in the paper (see MAVIL_DESIGN.md)."""
+    """Architecture and objective. Defaults are MAViL-Base as in the paper, with the contrastive terms off (their weights make the
+    ablation rows); sources and choices in docs/design.md."""
 
     audio_size: tuple[int, int] = (1024, 128)  # (fbank frames, mel bins)
     audio_patch: tuple[int, int] = (16, 16)
@@ -44,17 +45,17 @@ class MAViLConfig:
     num_heads: int = 12
     mlp_ratio: float = 4.0
     fusion_depth: int = 2
-    decoder_dim: int = 512  # [MAE] [choice]
-    decoder_depth: int = 8  # [MAE] [choice]
+    decoder_dim: int = 512  # [MAE] [choice: decoder-size]
+    decoder_depth: int = 8  # [MAE] [choice: decoder-size]
     decoder_heads: int = 16
     drop_path: float = 0.0
     modalities: tuple[str, ...] = MODALITIES  # ("audio",) / ("video",) give the single-modality MAE baselines
     mask_ratio: float = 0.8
-    norm_pix_loss: bool = True  # per-patch normalised targets [MAE] [choice]
-    inter_contrast_weight: float = 0.0  # 0.01 in CAV-MAE; MAViL's value is not public [choice]
-    intra_contrast_weight: float = 0.0  # [choice]
-    contrast_temperature: float = 0.05  # [CAV-MAE] [choice]
-    contrast_dim: int = 256  # projection width for the InfoNCE embeddings [choice]
+    norm_pix_loss: bool = True  # per-patch normalised targets [MAE] [choice: norm-pix]
+    inter_contrast_weight: float = 0.0  # 0.01 in CAV-MAE; MAViL's value is not public [choice: contrast-weights]
+    intra_contrast_weight: float = 0.0  # [choice: contrast-weights]
+    contrast_temperature: float = 0.05  # [CAV-MAE] [choice: contrast-temperature]
+    contrast_dim: int = 256  # projection width for the InfoNCE embeddings [choice: contrast-projection]
     target: str = "pixels"  # "pixels" (stage 1) or "teacher" (stage 2)
     num_classes: int = 0  # >0 adds the public checkpoint's A+V head (fc_norm_av, head_av)
     with_decoders: bool = True  # False for an inference-only model (the public checkpoints have none)
@@ -190,7 +191,8 @@ class MAViL(nn.Module):
         targets: dict[str, torch.Tensor] | None = None,
         present: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Every active loss term by name, plus ``loss``: their weighted sum.
+        """Every active loss term by name, plus ``loss``: their weighted sum, and ``inter_top1`` / ``intra_<m>_top1``:
+        the contrastive accuracies (`losses.contrastive_top1`, chance 1 / global batch), which take no part in it.
 
         ``present`` ``{modality: (B,) bool}`` marks the clips that lack a modality (False): no term uses that
         modality of them (its zero input still passes through the joint blocks with the other modality's tokens).
@@ -198,6 +200,7 @@ class MAViL(nn.Module):
         c = self.config
         has = present or {}
         terms: dict[str, torch.Tensor] = {}
+        diagnostics: dict[str, torch.Tensor] = {}  # contrastive top-1 accuracies: logged, never optimised
         for m in preds:
             target = targets[m] if c.target == "teacher" else self.patchify(m, inputs[m])
             terms[f"recon_{m}"] = masked_reconstruction_loss(preds[m], target, masking[m].mask,
@@ -209,14 +212,16 @@ class MAViL(nn.Module):
             both = None if present is None else present["audio"] & present["video"]
             terms["inter"] = info_nce(a, v, c.contrast_temperature, both)
             loss = loss + c.inter_contrast_weight * terms["inter"]
+            diagnostics["inter_top1"] = contrastive_top1(a, v, both)
         if c.intra_contrast_weight:
             for m in second_view:
                 view2 = self.intra_proj[m](second_view[m][:, 1:].mean(dim=1))
                 query = self.intra_proj[m](pooled[m])
                 terms[f"intra_{m}"] = info_nce(query, view2, c.contrast_temperature, has.get(m))
                 loss = loss + c.intra_contrast_weight * terms[f"intra_{m}"]
+                diagnostics[f"intra_{m}_top1"] = contrastive_top1(query, view2, has.get(m))
         terms["loss"] = loss
-        return terms
+        return {**terms, **diagnostics}
 
     def forward(
         self,
@@ -238,8 +243,7 @@ class MAViL(nn.Module):
         inputs = self._inputs(audio, video)
         if not self.config.with_decoders:
             raise RuntimeError("this model was built without decoders (inference only): use encode() or embed()")
-        if self.config.target == "teacher" and teacher is None and targets is None:
-            raise ValueError("a stage-2 model (target='teacher') needs a teacher model or its targets")
+        self.check_teacher(given=teacher is not None or targets is not None)
         if targets is None and teacher is not None:
             targets = teacher.fused_targets(**inputs)
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
@@ -250,6 +254,14 @@ class MAViL(nn.Module):
         out["preds"] = preds
         out["mask"] = {m: masking[m].mask for m in masking}
         return out
+
+    def check_teacher(self, given: bool) -> None:
+        """Stage 2 (target='teacher') needs a teacher or its targets; stage 1 refuses one rather than ignore it."""
+        if self.config.target == "teacher" and not given:
+            raise ValueError("a stage-2 model (target='teacher') needs a teacher model or its targets")
+        if self.config.target == "pixels" and given:
+            raise ValueError("a teacher was given to a model that reconstructs pixels (target='pixels'), which would "
+                             "ignore it: build the stage-2 student with target='teacher'")
 
     # ----------------------------------------------------------------------------------- inference
     def encode(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

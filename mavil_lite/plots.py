@@ -25,11 +25,12 @@ LOG_SCALE_MIN_RANGE = 20.0
 
 
 def plot_ablation(results: list[dict]) -> Figure:
-    """Two panels (audio, video): our score per ablation row beside the paper's, each on its own y axis.
+    """Two panels (audio, video): our fine-tuned score per ablation row beside the paper's, each on its own y axis.
 
     Args:
-        results: result rows as in `mavil_lite.tables` ({'row', 'method', 'audio', 'video', 'metric',
-            'wall_s'}, scores in percent). Rows may be missing; the paper's bars are always drawn.
+        results: rows as `mavil_lite.ablation.mean_rows` gives them ({'row', 'audio', 'video', 'metric'}, scores
+            in percent, optionally '<modality>_std' for error bars and '<modality>_probe' for the linear probe).
+            Row 0 (no pre-training), when present, is drawn as a dashed line: the floor every bar should clear.
 
     Returns:
         Figure with four Axes: the audio panel (ours, left axis), its twin (paper, right axis, hatched grey
@@ -41,9 +42,9 @@ def plot_ablation(results: list[dict]) -> Figure:
     if not results:
         raise ValueError("no results to plot")
     ours_by_row = {int(result["row"]): result for result in results}
-    unknown = sorted(set(ours_by_row) - set(ABLATION_ROWS))
+    unknown = sorted(set(ours_by_row) - set(ABLATION_ROWS) - {0})
     if unknown:
-        raise ValueError(f"unknown ablation rows {unknown}; expected {ABLATION_ROWS}")
+        raise ValueError(f"unknown ablation rows {unknown}; expected 0 and {ABLATION_ROWS}")
     paper = paper_ablation()
     metric = "/".join(sorted({str(result.get("metric", "score")) for result in results}))
     positions = np.arange(len(ABLATION_ROWS))
@@ -52,11 +53,21 @@ def plot_ablation(results: list[dict]) -> Figure:
     for panel_index, modality in enumerate(("audio", "video")):
         ax = fig.add_subplot(1, 2, panel_index + 1)
         paper_ax = ax.twinx()
-        ours_values = [ours_by_row[row][modality] if row in ours_by_row else np.nan for row in ABLATION_ROWS]
+        rows = [ours_by_row.get(row, {}) for row in ABLATION_ROWS]
+        ours_values = [row.get(modality, np.nan) for row in rows]
+        errors = [row.get(f"{modality}_std", 0.0) for row in rows]
         paper_values = [paper[row][modality] for row in ABLATION_ROWS]
 
-        ours_bars = ax.bar(positions - BAR_WIDTH / 2, ours_values, BAR_WIDTH, color="C0",
-                           label=f"ours (probe {metric}, left axis)")
+        ours_bars = ax.bar(positions - BAR_WIDTH / 2, ours_values, BAR_WIDTH, yerr=errors, capsize=3, color="C0",
+                           label=f"ours: fine-tuned {metric} (left axis)")
+        handles = [ours_bars]
+        probes = [row.get(f"{modality}_probe", np.nan) for row in rows]
+        if not np.all(np.isnan(probes)):
+            handles += ax.plot(positions - BAR_WIDTH / 2, probes, "D", color="C1", markersize=5,
+                               label=f"ours: linear probe {metric}")
+        if 0 in ours_by_row:
+            handles.append(ax.axhline(ours_by_row[0][modality], color="C3", linestyle="--", linewidth=1.2,
+                                      label=f"ours: no pre-training, fine-tuned ({ours_by_row[0][modality]:.1f})"))
         paper_bars = paper_ax.bar(positions + BAR_WIDTH / 2, paper_values, BAR_WIDTH, color="lightgrey",
                                   edgecolor="grey", hatch="//", label=f"{PAPER_LABEL}, right axis")
         ax.bar_label(ours_bars, fmt="%.1f", padding=2, fontsize=8)
@@ -67,10 +78,52 @@ def plot_ablation(results: list[dict]) -> Figure:
         paper_ax.set_ylabel(f"paper: {modality} AS-20K mAP (%)", color="dimgrey")
         ax.set_title(f"{modality.capitalize()}")
         # Headroom above the tallest bar for the value labels and the legend.
-        ax.set_ylim(0, max(np.nanmax([*ours_values, 0.0]), 1.0) * 1.4)
-        paper_ax.set_ylim(0, max(paper_values) * 1.4)
-        ax.legend(handles=[ours_bars, paper_bars], loc="upper left", fontsize=8)
-    fig.suptitle("MAViL ablation: each row should improve on the one to its left")
+        ax.set_ylim(0, max(np.nanmax([*ours_values, *probes, 0.0]), 1.0) * 1.5)
+        paper_ax.set_ylim(0, max(paper_values) * 1.5)
+        ax.legend(handles=handles + [paper_bars], loc="upper left", fontsize=7)
+    fig.suptitle("MAViL ablation: each row should improve on the one to its left, and all on no pre-training")
+    return fig
+
+
+def plot_ablation_diagnostics(histories: dict[str, dict[str, list[float]]], diagnostics: dict[str, dict],
+                              batch_size: int) -> Figure:
+    """Did each run learn? Three panels against their chance levels.
+
+    Args:
+        histories: {run: {term: value per step}} as `run_ablation` returns them (``inter``, ``inter_top1``, ...).
+        diagnostics: {run: `ablation.diagnose` result} for the runs to show in the retrieval panel.
+        batch_size: the pre-training batch: InfoNCE's chance is ln(batch), its top-1 accuracy's 1 / batch.
+
+    Returns:
+        Figure with three Axes: the inter-modal InfoNCE over training, its top-1 accuracy, and A->V / V->A R@1
+        on the test clips per run (runs without inter-modal contrast are the control).
+    """
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    loss_ax, top1_ax, retrieval_ax = fig.subplots(1, 3)
+    contrastive = {run: h for run, h in histories.items() if "inter" in h}
+    for index, (run, history) in enumerate(contrastive.items()):
+        loss_ax.plot(history["inter"], color=f"C{index}", linewidth=1.0, label=run)
+        if "inter_top1" in history:
+            top1_ax.plot(100 * np.asarray(history["inter_top1"]), color=f"C{index}", linewidth=1.0, label=run)
+    loss_ax.axhline(np.log(batch_size), color="black", linestyle="--", linewidth=1, label=f"chance: ln {batch_size}")
+    top1_ax.axhline(100 / batch_size, color="black", linestyle="--", linewidth=1, label=f"chance: 1/{batch_size}")
+    loss_ax.set(title="Inter-modal InfoNCE (training batches)", xlabel="optimisation step", ylabel="InfoNCE")
+    top1_ax.set(title="Its top-1 accuracy: a clip's audio finds its video", xlabel="optimisation step",
+                ylabel="top-1 (%)")
+    runs = [run for run, d in diagnostics.items() if "retrieval" in d]
+    if runs:
+        positions = np.arange(len(runs))
+        for offset, direction, colour in ((-0.2, "a2v", "C0"), (0.2, "v2a", "C2")):
+            values = [100 * diagnostics[run]["retrieval"][direction]["R@1"] for run in runs]
+            retrieval_ax.bar(positions + offset, values, 0.4, color=colour, label=direction.replace("2", " -> ").upper())
+        chance = 100 * diagnostics[runs[0]]["retrieval"]["chance"]["R@1"]
+        retrieval_ax.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f}%)")
+        retrieval_ax.axhline(10 * chance, color="grey", linestyle=":", linewidth=1, label="10 x chance")
+        retrieval_ax.set_xticks(positions, runs, rotation=30, ha="right", fontsize=8)
+    retrieval_ax.set(title="Retrieval among the test clips", ylabel="R@1 (%)")
+    for ax in (loss_ax, top1_ax, retrieval_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -84,7 +137,8 @@ def _as_runs_of_terms(histories: dict) -> dict[str, dict[str, list[float]]]:
         for term, losses in terms.items():
             if isinstance(losses, (str, bytes)) or not hasattr(losses, "__len__"):
                 raise ValueError(f"losses of run {run!r} term {term!r} must be a sequence of numbers")
-        runs[str(run)] = {str(term): [float(loss) for loss in losses] for term, losses in terms.items()}
+        runs[str(run)] = {str(term): [float(loss) for loss in losses] for term, losses in terms.items()
+                          if not str(term).endswith("_top1")}  # contrastive accuracies are not losses
     return runs
 
 

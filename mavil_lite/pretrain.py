@@ -61,11 +61,13 @@ def pretrain_step_fn(model: MAViL, data: ClipTensors, device: str, teacher: MAVi
     """
 
     has = {"audio": data.has_audio, "video": data.has_video}
-    # only a dataset where some clip lacks a modality pays for the masks (and their gathers under DDP)
-    partial = [m for m in model.modalities if not bool(has[m].all())]
+    # only a dataset where some clip lacks a modality pays for the masks (and their gathers under DDP); a stream
+    # of media files learns which do only as it reads them
+    flags_known = getattr(data, "flags_known", True)
+    partial = [m for m in model.modalities if not flags_known or not bool(has[m].all())]
 
     def loss_fn(runner, step: Step) -> dict[str, torch.Tensor]:
-        audio, video, _ = data.batch(step.index)
+        audio, video, _ = data.batch(step.index)  # a stream sets has[m][step.index] here, so read before the masks
         global_noise = model.mask_noise(step.global_batch, step.generator)  # (views * G, N) per modality
         noise = {m: rows_of_batch(n, step.global_batch, step.offset, len(step.index)) for m, n in global_noise.items()}
         batch_targets = None if targets is None else {m: t[step.index].to(device) for m, t in targets.items()}
@@ -98,14 +100,23 @@ def pretrain(
     run returns at once with its stored history and wall time).
 
     ``cache_teacher_targets``: compute the teacher's targets for every clip once (`all_teacher_targets`) instead
-    of in every step; by default, when they fit in `TEACHER_TARGETS_MAX_BYTES`.
+    of in every step; by default, when they fit in `TEACHER_TARGETS_MAX_BYTES` and every epoch feeds a clip the
+    same input. A stream of media files cuts a new random video window for each read, so there the teacher runs
+    on each batch as read (targets computed once would be for the evaluation window, not the one the student sees).
     """
     ctx = ctx or DistributedContext(device=device)
     targets = None
     if teacher is not None:
+        model.check_teacher(given=True)  # before the teacher's pass over every clip
         teacher.to(ctx.device).eval().requires_grad_(False)
+        random_windows = getattr(data, "random_windows", False)
+        if cache_teacher_targets and random_windows:
+            raise ValueError("cache_teacher_targets=True, but this stream reads a new random video window for each "
+                             "clip in every epoch: targets computed once would be for another window than the "
+                             "student sees; leave cache_teacher_targets unset to run the teacher on each batch")
         if cache_teacher_targets is None:
-            cache_teacher_targets = teacher_target_bytes(teacher, len(data)) <= TEACHER_TARGETS_MAX_BYTES
+            cache_teacher_targets = not random_windows and \
+                teacher_target_bytes(teacher, len(data)) <= TEACHER_TARGETS_MAX_BYTES
         if cache_teacher_targets and not _finished(checkpoint, config):
             targets = all_teacher_targets(teacher, data, ctx.device, progress=progress and ctx.is_main)
             teacher = None

@@ -24,23 +24,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
-from mavil_lite.metrics import ArrayLike, audio_video_retrieval, mean_average_precision, to_numpy
+from mavil_lite.metrics import ArrayLike, audio_video_retrieval, is_multilabel, mean_average_precision, to_numpy
 
 # Inverse L2 strength on standardised features. 1.0 is sklearn's default and is a reasonable middle ground for
 # a few hundred clips x ~200 dimensions: strong enough not to memorise, weak enough not to flatten good features.
 PROBE_INVERSE_REGULARISATION = 1.0
 PROBE_MAX_ITER = 2000
-
-
-def is_multilabel(targets: ArrayLike) -> bool:
-    """Whether (N, C) targets are multi-label: true if any row has a number of positives other than 1.
-
-    A row with no positive also counts as multi-label, since it cannot be an argmax class label.
-    """
-    targets_np = to_numpy(targets, "targets")
-    if targets_np.ndim != 2:
-        raise ValueError(f"targets must be (N, C), got shape {targets_np.shape}")
-    return bool(np.any((targets_np > 0).sum(axis=1) != 1))
 
 
 def _single_label_classes(targets_np: np.ndarray, name: str) -> np.ndarray:

@@ -12,7 +12,7 @@ choices rather than facts from the paper::
                                         # report: a report.csv whose failed clips a media stream leaves out
     train: {epochs: 32, batch_size: 64, base_lr: 2.0e-4, ...}   # engine.TrainConfig
     finetune: {modality: audio, layer_decay: 0.75, ...}         # finetune.FinetuneConfig
-    choices: [train.epochs, ...]        # [choice]: not given by the paper, see MAVIL_DESIGN.md
+    choices: [train.epochs, ...]        # [choice]: not given by the paper, see docs/design.md#choices
 
 Command-line overrides use dotted paths (``train.epochs=2``) and YAML values.
 """

@@ -1,8 +1,11 @@
-"""The account of a dataset's clips: `report.csv` (file, status, reason), the summary line, and `--strict`.
+"""The account of a dataset's clips: `report.csv` (file, status, reason, video_decoder), the summary line, and
+`--strict`.
 
 Every clip of a manifest gets one row: `ok` (every modality of the dataset decoded; the reason then lists what
 was fixed on the way, if anything), `partial` (usable for one modality only; the reason says which and why) or
-`failed` (unusable; the reason says why). Training reads the report back to skip the clips recorded as failed.
+`failed` (unusable; the reason says why). `video_decoder` says what read the clip's frames: `decord`, or `pyav`
+where decord cannot (the sound is always decord's). Training reads the report back to skip the clips recorded as
+failed; a report written before the decoder column existed reads the same.
 
 The dataset's modalities are those asked for, or by default those that decoded in at least one clip: an
 all-wav manifest is an audio-only dataset, not 3,000 clips that lack a video.
@@ -18,7 +21,7 @@ from .clip_check import MODALITIES, STATUSES, CheckedClip
 from .streams import BadClipError
 
 REPORT_NAME = "report.csv"
-REPORT_COLUMNS = ("file", "status", "reason")
+REPORT_COLUMNS = ("file", "status", "reason", "video_decoder")  # new columns go last, for readers by position
 
 
 def dataset_modalities(clips: list[CheckedClip], requested: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -30,9 +33,9 @@ def dataset_modalities(clips: list[CheckedClip], requested: tuple[str, ...] | No
 
 
 def report_rows(clips: list[CheckedClip], modalities: tuple[str, ...]) -> list[dict]:
-    """One {'file', 'status', 'reason'} row per clip, in manifest order."""
-    return [{"file": clip.file, "status": clip.status(modalities), "reason": clip.reason(modalities)}
-            for clip in clips]
+    """One {'file', 'status', 'reason', 'video_decoder'} row per clip, in manifest order."""
+    return [{"file": clip.file, "status": clip.status(modalities), "reason": clip.reason(modalities),
+             "video_decoder": clip.video_decoder} for clip in clips]
 
 
 def write_report(path: str | Path, rows: list[dict]) -> Path:

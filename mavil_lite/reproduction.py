@@ -93,7 +93,8 @@ def synthetic_manifest_for(data: str, out_dir: Path, preset: RunPreset, num_work
     if data != "synthetic":
         return None
     return generate_synthetic_dataset(out_dir / "data", num_clips=preset.synthetic_clips, seed=SPLIT_SEED,
-                                      num_workers=num_workers)
+                                      test_fraction=preset.synthetic_test_fraction,
+                                      unlabelled_fraction=preset.synthetic_unlabelled_fraction, num_workers=num_workers)
 
 
 def load_source(source: DataSource, preset: RunPreset, num_workers: int = 0, progress: bool = True) -> ClipTensors:

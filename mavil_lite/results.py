@@ -11,10 +11,12 @@ The status column says how far a difference can be read:
 - ``scaled-down``: another dataset or a smaller scale than the paper's, so Δ is not comparable;
 - ``within noise``: the paper's setting, and the paper's value is within 2 std of our seeds;
 - ``below`` / ``above``: the paper's setting, and outside that band;
+- ``1 seed``: the paper's setting, but one seed has no spread to say whether a difference is noise;
 - ``paper only``: a comparison row of the paper that this kit does not run.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import statistics
@@ -27,7 +29,7 @@ import jsonschema
 from .tables import load_paper_numbers
 
 SCHEMA_VERSION = "mavil-lite/results/v1"
-STATUSES = ("scaled-down", "within noise", "below", "above", "paper only")
+STATUSES = ("scaled-down", "within noise", "below", "above", "1 seed", "paper only")
 NOISE_STDS = 2.0
 METRIC_NAMES = {"accuracy": "acc"}  # the probe's names -> the paper's
 
@@ -55,6 +57,23 @@ RESULTS_SCHEMA = {
         "title": {"type": "string"},
         "seeds": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
         "notes": {"type": "array", "items": {"type": "string"}},
+        "ablation": {  # the ablation table's own detail: rows 0-5 fine-tuned and probed, diagnostics per seed
+            "type": "object",
+            "required": ["rows", "diagnostics"],
+            "properties": {
+                "rows": {"type": "array", "minItems": 6, "items": {
+                    "type": "object",
+                    "required": ["row", "method", "metric", *(f"{k}{s}" for k in ("audio", "video", "audio_probe",
+                                                                                 "video_probe") for s in ("", "_std"))],
+                    "properties": {"row": {"type": "integer", "minimum": 0, "maximum": 5}}}},
+                "diagnostics": {"type": "object", "minProperties": 1, "additionalProperties": {
+                    "type": "object", "minProperties": 1, "additionalProperties": {
+                        "type": "object", "properties": {
+                            "reconstruction": {"type": "object"}, "contrast": {"type": "object"},
+                            "retrieval": {"type": "object", "required": ["a2v", "v2a", "chance"]},
+                            "student_teacher": {"type": "object"}}}}},
+            },
+        },
         "entries": {"type": "array", "minItems": 1, "items": {
             "type": "object",
             "required": ["row", "method", "benchmark", "modality", "metric", "paper", "ours", "delta", "status"],
@@ -90,6 +109,8 @@ def status_of(paper: float | None, ours: dict | None, comparable: bool) -> str:
         return "paper only"
     if not comparable or paper is None:
         return "scaled-down"
+    if len(ours["values"]) < 2:
+        return "1 seed"
     if abs(ours["mean"] - paper) <= NOISE_STDS * ours["std"]:
         return "within noise"
     return "below" if ours["mean"] < paper else "above"
@@ -111,8 +132,11 @@ def git_commit(repo: str | Path | None = None) -> str:
         return "unknown"
 
 
-# taken when a run starts (a notebook imports this module in its first cell), not when its table is written
-COMMIT_AT_IMPORT = git_commit()
+@functools.cache
+def run_commit() -> str:
+    """`git_commit` when this process records its first number, then the same for every later one: git runs on
+    demand, not when the package is imported (every DataLoader worker imports it)."""
+    return git_commit()
 
 
 def config_hash(config: Any) -> str:
@@ -129,7 +153,7 @@ def measured(values: Iterable[float], *, dataset: str, scale: dict, wall_s: floa
     the paper reports accuracy); the table shows it beside our number.
     """
     return {"ours": summarize(values), "dataset": dataset, "scale": scale, "wall_s": float(wall_s),
-            "commit": commit or COMMIT_AT_IMPORT, "config_hash": config_hash(config), "comparable": comparable,
+            "commit": commit or run_commit(), "config_hash": config_hash(config), "comparable": comparable,
             "ours_metric": METRIC_NAMES.get(metric, metric)}
 
 
@@ -209,15 +233,18 @@ def to_latex(record: dict) -> str:
 
 
 def write_tables(out_dir: str | Path, table: str, title: str, entries: list[dict], seeds: list[int],
-                 notes: list[str], **extra: Any) -> dict:
-    """Validate the record and write ``table.md``, ``table.tex`` and ``results.json``; returns the record."""
+                 notes: list[str], sections: Iterable[str] = (), **extra: Any) -> dict:
+    """Validate the record and write ``table.md``, ``table.tex`` and ``results.json``; returns the record.
+
+    ``sections``: further Markdown (a table's own detail, e.g. the ablation's per-row scores and diagnostics),
+    appended to ``table.md``; ``extra`` entries go into the record (``ablation`` is validated, see the schema)."""
     record = {"schema": SCHEMA_VERSION, "table": table, "title": title, "seeds": [int(s) for s in seeds],
               "entries": entries, "notes": list(notes), **extra}
     record = json.loads(json.dumps(record, default=str))  # numpy / torch scalars and paths -> JSON types
     jsonschema.validate(record, RESULTS_SCHEMA)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "table.md").write_text(to_markdown(record))
+    (out_dir / "table.md").write_text("\n".join([to_markdown(record), *sections]))
     (out_dir / "table.tex").write_text(to_latex(record))
     (out_dir / "results.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -9,6 +9,9 @@ The engine knows the whole clip order in advance (a function of seed and epoch),
 this process's schedule to `StreamedClips.prefetch`: the workers then read the next batches while the current one
 trains, and `batch(index)` takes them in turn. A `batch` call outside that schedule (evaluation, the stage-2 target
 pass) reads its clips in this process, with the evaluation window.
+
+Which clips lack a modality: a cache records it, so `has_audio` / `has_video` are known before training; a media
+file shows it only when decoded, so every `batch` call sets the flags of the clips it read (`flags_known` False).
 """
 from __future__ import annotations
 
@@ -41,12 +44,14 @@ class _Draws(Dataset):
         row, draw = address
         position = self.positions[row]
         item = self.dataset.read(position, draw)
-        return {"audio": item["audio"], "video": item["video"], "row": row}
+        return {"audio": item["audio"], "video": item["video"], "has_audio": item["has_audio"],
+                "has_video": item["has_video"], "row": row}
 
 
 class StreamedClips:
     """N clips on disk, read a batch at a time. ``batch(index)`` returns what `ClipTensors.batch` does: audio
-    (B, 1, T, F) normalised, video (B, 3, T, H, W) normalised, targets (B, C)."""
+    (B, 1, T, F) normalised, video (B, 3, T, H, W) normalised, targets (B, C); and sets ``has_audio[index]``,
+    ``has_video[index]`` (N,) bool to what the reads found."""
 
     def __init__(self, dataset: Dataset, targets: Tensor, classes: list[str], splits: list[str], files: list[str],
                  has_audio: Tensor, has_video: Tensor, features: FeatureSpec, num_workers: int = 0,
@@ -66,6 +71,18 @@ class StreamedClips:
     @property
     def modalities(self) -> tuple[str, ...]:
         return present_modalities(self.has_audio, self.has_video)
+
+    @property
+    def flags_known(self) -> bool:
+        """Whether ``has_audio`` / ``has_video`` hold before any read: a cache records them; media files
+        (`RawClips`) show a missing modality only when decoded."""
+        return not isinstance(self.dataset, RawClips)
+
+    @property
+    def random_windows(self) -> bool:
+        """Whether training reads cut a fresh random video window per draw (media files with video), so a clip's
+        input differs between epochs and from the evaluation window."""
+        return isinstance(self.dataset, RawClips) and "video" in self.dataset.modalities
 
     def subset(self, split: str) -> "StreamedClips":
         """The clips of one split, same classes."""
@@ -100,6 +117,7 @@ class StreamedClips:
         if items is None:  # not the next scheduled batch: read it here, evaluation window
             items = default_collate([_Draws(self.dataset, self.positions)[(row, None)] for row in index.tolist()])
             self.read_here += len(index)
+        self.has_audio[index], self.has_video[index] = items["has_audio"], items["has_video"]
         return items["audio"], frames_to_tensor(items["video"]), self.targets[index]
 
 
@@ -120,8 +138,8 @@ def stream_files(manifest: str | Path, spec: FeatureSpec, label_column: str | No
 
     report: a `prepare` report.csv whose failed clips are left out. modalities: what the clips have; None looks
     at the first clip (an audio-only manifest such as FSDD then trains no video encoder on black frames). A clip
-    that turns out to lack a modality gives zeros there, with a warning, and is not known to lack it beforehand:
-    the losses leave out a clip's missing modality only when a cache (`stream_cache`) records it.
+    that turns out to lack a modality gives zeros there, with a warning; the read sets its flag (see
+    `StreamedClips.batch`), so the losses of that batch leave its missing modality out.
     """
     if modalities is None:
         first = read_manifest(manifest, None)[0]["path"]

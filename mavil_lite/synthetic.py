@@ -313,14 +313,21 @@ def _is_complete(out_dir: Path, params: dict) -> bool:
 
 def generate_synthetic_dataset(out_dir: str | Path, num_clips: int = 600, seed: int = 0, duration_s: float = 4.0,
                                fps: int = 8, frame_size: int = 64, sample_rate: int = 16000,
-                               test_fraction: float = 0.2, num_workers: int = 0, progress: bool = True) -> Path:
+                               test_fraction: float = 0.2, unlabelled_fraction: float = 0.0, num_workers: int = 0,
+                               progress: bool = True) -> Path:
     """Write out_dir/clips/*.mp4 and out_dir/manifest.csv (see the module docstring); return the manifest path.
 
-    Returns at once if out_dir already holds a complete dataset made with the same parameters.
+    ``test_fraction`` of the clips form the ``test`` split and ``unlabelled_fraction`` the ``unlabelled`` split: clips
+    for pre-training only, as AudioSet-2M is to AudioSet-20K in the paper (the manifest still lists their events, for
+    diagnostics); the rest are ``train``. Returns at once if out_dir already holds a complete dataset made with the
+    same parameters.
     """
+    if test_fraction + unlabelled_fraction > 1:
+        raise ValueError(f"test_fraction + unlabelled_fraction must be at most 1, got {test_fraction} + {unlabelled_fraction}")
     out_dir = Path(out_dir)
     params = {"num_clips": num_clips, "seed": seed, "duration_s": float(duration_s), "fps": fps,
               "frame_size": frame_size, "sample_rate": sample_rate, "test_fraction": float(test_fraction),
+              **({"unlabelled_fraction": float(unlabelled_fraction)} if unlabelled_fraction else {}),
               "classes": [asdict(cls) for cls in SYNTHETIC_CLASSES]}
     params = json.loads(json.dumps(params))  # tuples become lists, as they will be when read back
     manifest = out_dir / "manifest.csv"
@@ -340,9 +347,12 @@ def generate_synthetic_dataset(out_dir: str | Path, num_clips: int = 600, seed: 
             rows = list(tqdm(pool.map(_make_clip, jobs, chunksize=8), **bar))
     else:
         rows = [_make_clip(job) for job in tqdm(jobs, **bar)]
-    test_indices = set(np.random.default_rng(seed).permutation(num_clips)[:round(num_clips * test_fraction)])
+    order = np.random.default_rng(seed).permutation(num_clips)
+    num_test, num_unlabelled = round(num_clips * test_fraction), round(num_clips * unlabelled_fraction)
+    split_of = {int(index): "test" for index in order[:num_test]}
+    split_of.update({int(index): "unlabelled" for index in order[num_test:num_test + num_unlabelled]})
     for index, row in enumerate(rows):
-        row["split"] = "test" if index in test_indices else "train"
+        row["split"] = split_of.get(index, "train")
     (out_dir / "params.json").write_text(json.dumps(params, indent=1))
     tmp_manifest = out_dir / "manifest.csv.tmp"
     with open(tmp_manifest, "w", newline="") as handle:

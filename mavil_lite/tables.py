@@ -3,8 +3,8 @@
 The paper's ablation (AS-20K fine-tuning mAP after AS-2M pre-training, ViT-B) climbs row by row:
 A-MAE/V-MAE -> joint AV-MAE -> + inter-modal contrast -> + intra-modal contrast -> + stage-2 student-teacher.
 mavil-lite reruns the five rows at a scale a laptop can afford, so absolute values are not comparable; what
-can be compared is the ordering: whether each row improves on the one above. `mavil_lite.results` lays our
-numbers beside the paper's.
+can be compared is the ordering: whether each row improves on the one above (`mavil_lite.ablation_report`).
+`mavil_lite.results` lays our numbers beside the paper's.
 """
 
 from __future__ import annotations
@@ -50,28 +50,3 @@ def paper_ablation() -> dict[int, dict]:
         entry = ablation.setdefault(record["row"], {"method": record["method"]})
         entry[MODALITY_COLUMNS[record["modality"]]] = record["value"]
     return ablation
-
-
-def row_ordering(rows: list[dict], key: str) -> list[bool]:
-    """Whether each of rows 2..5 improved (strictly) on the row above in `key` ('audio' or 'video').
-
-    ``rows`` are ``{'row': 1..5, 'audio': score, 'video': score}`` (ours: the mean over seeds). The paper's
-    claim is that all four are True in both modalities.
-
-    Raises:
-        ValueError: if `key` is not a modality column, or a row is missing or repeated.
-    """
-    if key not in MODALITY_COLUMNS.values():
-        raise ValueError(f"key must be 'audio' or 'video', got {key!r}")
-    by_row = {row["row"]: row for row in rows}
-    if sorted(by_row) != list(ABLATION_ROWS) or len(rows) != len(ABLATION_ROWS):
-        raise ValueError(f"row ordering needs each of rows {ABLATION_ROWS} once; got {[row['row'] for row in rows]}")
-    return [bool(by_row[row][key] > by_row[row - 1][key]) for row in ABLATION_ROWS[1:]]
-
-
-def ordering_sentence(rows: list[dict], key: str) -> str:
-    """'2/4 improved (row 2 vs 1: improved; row 3 vs 2: did not improve; ...)' for `row_ordering`."""
-    improved = row_ordering(rows, key)
-    steps = "; ".join(f"row {row} vs {row - 1}: {'improved' if up else 'did not improve'}"
-                      for row, up in zip(ABLATION_ROWS[1:], improved))
-    return f"{sum(improved)}/{len(improved)} improved ({steps})"

@@ -35,15 +35,39 @@ def tone(hz: float, seconds: float, sample_rate: int = 16000, channels: int = 1,
 LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 
 
+class _Pipe:
+    """A write-only stream that cannot seek, as a pipe or a live download: the muxer cannot go back to fill in
+    its header, so a Matroska/WebM file gets no duration and no seek index (cues)."""
+
+    def __init__(self, path: Path):
+        self.handle = open(path, "wb")
+
+    def write(self, data) -> int:
+        return self.handle.write(data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+AV1_ENCODERS = ("libsvtav1", "libaom-av1", "librav1e")
+
+
+def av1_encoder() -> str | None:
+    """The first AV1 encoder this PyAV build has, or None."""
+    return next((codec for codec in AV1_ENCODERS if codec in av.codecs_available), None)
+
+
 def write_media(path: str | Path, frames: np.ndarray | None = None, fps: float = 8,
                 audio: list[np.ndarray] | None = None, sample_rate: int = 16000, video_codec: str = "libx264",
                 audio_codec: str = "aac", frame_times: list[float] | None = None, options: dict | None = None,
-                container_format: str | None = None) -> Path:
+                container_format: str | None = None, seekable: bool = True) -> Path:
     """Write a file with one video stream (frames (T, H, W, 3) uint8) and one audio stream per entry of `audio`
     ((channels, samples) float each). frame_times: each frame's presentation time in seconds (variable rate).
-    options: muxer options, e.g. {"movflags": "faststart"}."""
+    options: muxer options, e.g. {"movflags": "faststart"}. seekable=False writes through a pipe (see `_Pipe`);
+    it needs container_format, as a pipe has no file name to tell the format by."""
     path = Path(path)
-    with av.open(str(path), "w", format=container_format, options=options or {}) as container:
+    target = str(path) if seekable else _Pipe(path)
+    with av.open(target, "w", format=container_format, options=options or {}) as container:
         video = None
         if frames is not None:
             video = container.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1000))
@@ -69,6 +93,8 @@ def write_media(path: str | Path, frames: np.ndarray | None = None, fps: float =
                 chunk.sample_rate, chunk.pts = sample_rate, start
                 container.mux(stream.encode(chunk))
             container.mux(stream.encode())
+    if not seekable:
+        target.close()
     return path
 
 

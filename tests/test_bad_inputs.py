@@ -149,10 +149,12 @@ def test_no_video_stream_is_usable_for_audio(prepared):
 
 
 def test_stream_corrupt_partway(prepared):
-    # cut in half: the header (at the front, "faststart") still lists every sample, the data stops at ~2 s
+    # cut in half: the header (at the front, "faststart") still lists every sample, the data stops at ~2 s (decord
+    # cannot open the video; PyAV reads its packets up to the cut)
     entry = prepared["report"]["truncated.mp4"]
     assert entry["status"] == "failed"
-    assert re.fullmatch(r"audio stream corrupt partway: decoded 1\.\d\d s of 4\.00 s; video stream corrupt \(.+\)",
+    assert re.fullmatch(r"audio stream corrupt partway: decoded 1\.\d\d s of 4\.00 s; "
+                        r"video stream corrupt partway: 2\.\d\d s of frames for 4\.00 s declared",
                         entry["reason"]), entry
     assert_nothing_else_lost(prepared)
 
@@ -249,3 +251,31 @@ def test_worker_processes_record_the_same_report(prepared, tmp_path):
     assert serial.summary == parallel.summary == "2 ok, 1 partial, 1 failed"
     assert np.array_equal(load_cache(tmp_path / "serial", progress=False).video,
                           load_cache(tmp_path / "parallel", progress=False).video)
+
+
+def test_the_report_says_which_decoder_read_each_clips_frames(tmp_path):
+    import media_files
+
+    encoder = media_files.av1_encoder()
+    if encoder is None:
+        pytest.skip(f"this PyAV build has none of the AV1 encoders {media_files.AV1_ENCODERS}")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    four_seconds = numbered_frames(32)
+    write_media(clips / "good1.mp4", four_seconds, 8, [tone(1000, 4)])
+    write_media(clips / "av1.mkv", four_seconds, 8, [tone(1000, 4, 48000)], sample_rate=48000, video_codec=encoder,
+                audio_codec="libopus")  # decord cannot open AV1 in Matroska
+    write_media(clips / "radio.mp4", None, 8, [tone(1000, 4)])
+    manifest = write_manifest(tmp_path / "manifest.csv", ["good1.mp4", "av1.mkv", "radio.mp4"])
+    prepare_cache(manifest, tmp_path / "cache", "tiny", progress=False)
+    with open(tmp_path / "cache" / "report.csv", newline="") as handle:
+        rows = {Path(row["file"]).name: row for row in csv.DictReader(handle)}
+    assert list(next(iter(rows.values()))) == ["file", "status", "reason", "video_decoder"]
+    assert {name: (row["status"], row["video_decoder"]) for name, row in rows.items()} == {
+        "good1.mp4": ("ok", "decord"), "av1.mkv": ("ok", "pyav"), "radio.mp4": ("partial", "")}
+    assert frame_numbers(load_cache(tmp_path / "cache", progress=False).video[1]) == GOOD_FRAMES
+    # a report written before the column existed still reads, and still leaves its failed clips out
+    old = tmp_path / "old_report.csv"
+    old.write_text(f"file,status,reason\n{clips / 'radio.mp4'},failed,no video stream\n")
+    assert read_report(old) == {str(clips / "radio.mp4"): {"status": "failed", "reason": "no video stream"}}
+    assert len(RawClips(manifest, TINY, report=old)) == 2

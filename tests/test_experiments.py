@@ -1,13 +1,19 @@
 """The recipe runners end to end on a few synthetic clips: pre-train, stage 2, probe, fine-tune, retrieval."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from sklearn.metrics import average_precision_score, top_k_accuracy_score
+from sklearn.metrics.pairwise import cosine_similarity
 
 from mavil_lite.experiments import (load_classifier, load_clips, load_model, run_finetune, run_pretrain,
                                     run_retrieval, score_classifier)
+from mavil_lite.finetune import predict
+from mavil_lite.probe import embed_dataset
 from mavil_lite.recipes import load_recipe
 from mavil_lite.synthetic import generate_synthetic_dataset
 
@@ -39,12 +45,23 @@ def test_pretrain_stage2_then_evaluate(recipe_files):
     assert student.config.target == "teacher"
     for name, init in [("linprobe", stage2), ("finetune", stage1)]:
         metrics = run_finetune(load_recipe(files[name]), init, root / name, device="cpu", progress=False)
-        assert metrics["metric"] == "mAP" and 0.0 <= metrics["value"] <= 1.0
         assert json.loads((root / name / "metrics.json").read_text()) == metrics
         clips = load_clips(load_recipe(files[name])).subset("test")
-        assert score_classifier(load_classifier(root / name / "checkpoint.pt"), clips) == metrics
+        classifier = load_classifier(root / name / "checkpoint.pt")
+        assert score_classifier(classifier, clips) == metrics
+        # the same predictions scored by scikit-learn: AP per class that has a positive, averaged
+        scores, targets = predict(classifier, clips).numpy(), clips.targets.numpy()  # (N, C) each
+        scored = targets.sum(axis=0) > 0
+        assert metrics["metric"] == "mAP" and metrics["classes_dropped"] == int((~scored).sum())
+        assert metrics["value"] == pytest.approx(average_precision_score(targets[:, scored], scores[:, scored]))
     retrieval = run_retrieval(load_recipe(files["retrieval"]), stage1, progress=False)
-    assert set(retrieval) == {"a2v", "v2a"} and 0.0 <= retrieval["a2v"]["R@1"] <= 1.0
+    assert set(retrieval) == {"a2v", "v2a"}
+    # R@1 by scikit-learn on the same embeddings: the share of audio queries whose own video is the most similar
+    model, test = load_model(stage1).eval(), load_clips(load_recipe(files["retrieval"])).subset("test")
+    audio, video = (embed_dataset(model, test, f"{m}_contrast").numpy() for m in ("audio", "video"))  # (N, D) each
+    pairs = np.arange(len(test))
+    assert retrieval["a2v"]["R@1"] == pytest.approx(
+        top_k_accuracy_score(pairs, cosine_similarity(audio, video), k=1, labels=pairs))
 
 
 def test_cli_runs_the_same_functions(recipe_files, capsys):
@@ -60,6 +77,26 @@ def test_cli_runs_the_same_functions(recipe_files, capsys):
                  "--task", "retrieval"]) == 0
     assert "a2v" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert main(["pretrain", "--recipe", str(root / "missing.yaml"), "--out", str(root / "x")]) == 2
+
+
+@pytest.mark.parametrize("cuda, expected", [(True, "cuda:0"), (False, "cpu")], ids=["a GPU", "no GPU"])
+def test_evaluate_device_auto_means_the_gpu_when_there_is_one(monkeypatch, cuda, expected):
+    """As every other command: `--device auto` is this process's GPU when there is one, else the CPU."""
+    import mavil_lite.cli as cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)  # no GPU to select on this machine
+    devices = {}
+    monkeypatch.setattr(cli, "_recipe", lambda args: None)
+    monkeypatch.setattr(cli, "run_retrieval",
+                        lambda recipe, ckpt, device, num_workers: devices.update(retrieval=device))
+    monkeypatch.setattr(cli, "load_clips", lambda recipe, workers: SimpleNamespace(subset=lambda split: split))
+    monkeypatch.setattr(cli, "load_classifier", lambda path: None)
+    monkeypatch.setattr(cli, "score_classifier",
+                        lambda classifier, clips, device: devices.update(classification=device))
+    for task in ("retrieval", "classification"):
+        assert cli.main(["evaluate", "--recipe", "r.yaml", "--ckpt", "c.pt", "--task", task]) == 0
+    assert devices == {"retrieval": expected, "classification": expected}
 
 
 def test_a_recipe_trains_from_a_prepared_cache(recipe_files, capsys):

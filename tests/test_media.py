@@ -3,6 +3,7 @@ import csv
 from pathlib import Path
 
 import av
+import decord
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,8 @@ import torchaudio
 
 import media_files
 from mavil_lite.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec, FrameTiming,
-                              frame_indices, frames_to_tensor, load_frames, load_waveform, normalize_fbank,
-                              waveform_to_fbank)
+                              frames_to_tensor, load_frames, load_waveform, normalize_fbank, waveform_to_fbank,
+                              window_times)
 from mavil_lite.synthetic import write_mp4
 
 SMALL = FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64)
@@ -69,6 +70,13 @@ def test_mp4_soundtrack_has_the_clip_length(clip):
     assert waveform.shape[0] == 1 and 32000 <= waveform.shape[1] <= 32000 + 1024  # AAC pads its last frame
 
 
+def test_the_soundtrack_is_what_decords_public_reader_returns(clip):
+    """load_waveform reads decord's decoded array directly (the public reader[:] indexes every sample, which takes
+    longer than decoding): pinned here to equal the public read, so a decord release that changes it is caught."""
+    public = torch.from_numpy(decord.AudioReader(str(clip), sample_rate=16000, mono=True)[:].asnumpy())  # (1, samples)
+    assert torch.equal(load_waveform(clip), public - public.mean())
+
+
 def test_fbank_is_the_kaldi_fbank_padded_or_cropped():
     waveform = torch.randn(1, 16000 * 2) * 0.1  # 2 s: 198 fbank frames
     reference = torchaudio.compliance.kaldi.fbank(
@@ -102,7 +110,9 @@ def test_short_clip_repeats_to_fill_the_window(clip):
     frames = load_frames(clip, FeatureSpec(frame_size=32))  # the paper's 4 s window over a 2 s clip
     assert frame_numbers(frames) == [0, 4, 8, 12, 0, 4, 8, 12]
     assert torch.equal(frames[:4], frames[4:])
-    assert frame_indices(5, 1.0, FeatureSpec(video_frames=8, video_fps=1.0)) == [0, 1, 2, 3, 4, 0, 1, 2]
+    five_frames = FrameTiming(np.arange(5.0), duration_s=5.0)  # 1 fps
+    assert five_frames.indices_at(window_times(FeatureSpec(video_frames=8, video_fps=1.0))).tolist() == [
+        0, 1, 2, 3, 4, 0, 1, 2]
 
 
 def test_paper_spec_shapes(clip):
@@ -227,3 +237,85 @@ def test_frame_timing_follows_timestamps_not_the_average_rate():
     steady = FrameTiming(np.arange(10) / 25, duration_s=0.4)
     assert not steady.is_variable_rate
     assert steady.indices_at(np.array([0.0, 0.04, 0.2, 0.41])).tolist() == [0, 1, 5, 0]
+
+
+SCALED = FeatureSpec(video_frames=4, video_fps=4.0, frame_size=32)  # 64 px sources halved, as decord scales them
+CODEC_NOISE = 2.0  # [choice] mean |difference| per frame, in levels of 255, between two lossy codecs' decodes
+
+
+def textured_frames(count: int) -> np.ndarray:
+    """(count, 64, 64, 3) uint8 numbered frames (brightness = number) with a zero-mean stripe pattern that moves
+    one pixel a frame, so that scaling and codecs have detail to alter."""
+    frames = media_files.numbered_frames(count, 64).astype(np.int16)
+    columns = np.arange(64)
+    for number in range(count):
+        frames[number] += np.round(9 * np.sin(2 * np.pi * (columns - number) / 16)).astype(np.int16)[None, :, None]
+    return frames.astype(np.uint8)
+
+
+def failing(message):
+    def fail(*args, **kwargs):
+        raise decord.DECORDError(message)
+    return fail
+
+
+@pytest.mark.parametrize("failure", ["cannot open", "cannot seek"])
+def test_pyav_reads_what_decord_would_where_decord_fails(tmp_path, monkeypatch, failure):
+    """The fallback decodes the same frames, at the same times, scaled the same way: equal to the last bit."""
+    from mavil_lite.media import open_video, sampled_frame_times
+
+    path = media_files.write_media(tmp_path / "clip.mp4", textured_frames(32), 8, None)  # H.264 with B-frames
+    starts = (0.0, 0.6, 3.5)  # the last wraps around the 4 s clip
+    by_decord = [load_frames(path, SCALED, start_s=start) for start in starts]
+    times = [sampled_frame_times(path, SCALED, start) for start in starts]
+    if failure == "cannot open":
+        monkeypatch.setattr(decord, "VideoReader", failing("cannot find video stream with wanted index: -1"))
+    else:
+        monkeypatch.setattr(decord.VideoReader, "get_batch", failing("Error seeking"))
+    for start, expected, expected_times in zip(starts, by_decord, times):
+        video = open_video(path, SCALED)
+        assert torch.equal(video.read_window(start), expected)
+        assert video.decoder == "pyav"
+        assert sampled_frame_times(path, SCALED, start) == pytest.approx(expected_times, abs=1e-6)
+
+
+def write_decord_unreadable(folder: Path, kind: str, frames: np.ndarray) -> Path:
+    """A clip with a 1 kHz tone that decord cannot open: AV1 in Matroska, or a VP9 WebM without a duration."""
+    sound = [media_files.tone(1000, len(frames) / 8, 48000)]
+    if kind == "av1":
+        encoder = media_files.av1_encoder()
+        if encoder is None:
+            pytest.skip(f"this PyAV build has none of the AV1 encoders {media_files.AV1_ENCODERS}")
+        return media_files.write_media(folder / "av1.mkv", frames, 8, sound, sample_rate=48000, video_codec=encoder,
+                                       audio_codec="libopus")
+    # written through a pipe: the muxer cannot go back to fill in the duration (and writes no seek index)
+    return media_files.write_media(folder / "no_duration.webm", frames, 8, sound, sample_rate=48000,
+                                   video_codec="libvpx-vp9", audio_codec="libopus", container_format="webm",
+                                   seekable=False)
+
+
+@pytest.mark.parametrize("kind, decord_error", [
+    ("av1", "cannot find video stream with wanted index"),
+    ("vp9_without_duration", "Failed to measure duration/frame-count due to broken metadata"),
+])
+def test_clips_decord_cannot_open_decode_through_pyav_like_an_h264_copy(tmp_path, kind, decord_error):
+    from mavil_lite.clip_check import check_clip
+
+    frames = textured_frames(32)  # 4 s at 8 fps
+    path = write_decord_unreadable(tmp_path, kind, frames)
+    with pytest.raises(decord.DECORDError, match=decord_error):
+        decord.VideoReader(str(path))  # decord's own loss, not the file's
+    h264_copy = media_files.write_media(tmp_path / "copy.mp4", frames, 8, None)
+    for start in (0.0, 1.3, 3.0):  # the last wraps around
+        got, expected = load_frames(path, SCALED, start_s=start), load_frames(h264_copy, SCALED, start_s=start)
+        assert got.shape == expected.shape == (4, 32, 32, 3)
+        assert media_files.frame_numbers(got) == media_files.frame_numbers(expected)  # the same frame times
+        difference = (got.float() - expected.float()).abs()  # (4, 32, 32, 3)
+        # a frame one step off is 7 levels brighter or darker: codec noise stays well below that
+        assert difference.mean(dim=(1, 2, 3)).max() < CODEC_NOISE, difference.mean(dim=(1, 2, 3))
+    for inspect in (True, False):  # prepare's checked decode, and training's direct one
+        clip = check_clip(path, SCALED, inspect=inspect)
+        assert clip.usable() == ("audio", "video") and clip.video_decoder == "pyav", clip
+        assert torch.equal(clip.frames, load_frames(path, SCALED))
+        assert not clip.problems
+    assert check_clip(h264_copy, SCALED, modalities=("video",)).video_decoder == "decord"

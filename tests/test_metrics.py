@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score
 from mavil_lite.metrics import (
     accuracy,
     audio_video_retrieval,
+    is_multilabel,
     mean_average_precision,
     retrieval_metrics,
     retrieval_ranks,
@@ -109,3 +110,21 @@ def test_audio_video_retrieval_runs_both_directions():
     assert both["v2a"] == retrieval_metrics(video, audio)
     with pytest.raises(ValueError, match="same shape"):
         audio_video_retrieval(audio, video[:10])
+
+
+def test_is_multilabel_counts_positives_per_row():
+    assert not is_multilabel(np.eye(4)[[0, 3, 1]])
+    assert is_multilabel(torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]]))  # a row with two labels
+    assert is_multilabel(np.array([[0, 0, 0], [0, 1, 0]]))  # a row with none cannot be a class label
+
+
+def test_is_multilabel_is_the_one_rule_and_refuses_soft_targets():
+    """[0.5, 0.5] sums to 1 (the old fine-tuning and scoring rule: single-label) but has two positives (the old
+    probe rule: multi-label); such targets are refused wherever the rule is asked."""
+    from mavil_lite import probe
+
+    assert probe.is_multilabel is is_multilabel
+    with pytest.raises(ValueError, match="multi-hot"):
+        is_multilabel(np.array([[0.5, 0.5], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        is_multilabel(np.array([1, 0, 1]))

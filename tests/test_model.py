@@ -76,7 +76,10 @@ def test_each_ablation_row_is_a_configuration(overrides, terms):
     model = mini(**overrides)
     audio, video = batch()
     out = model(audio, video)
-    assert set(k for k in out if k not in ("loss", "preds", "mask")) == terms
+    # each contrastive term comes with its top-1 accuracy, logged beside the losses and left out of the total
+    accuracies = {f"{k}_top1" for k in terms if k == "inter" or k.startswith("intra")}
+    assert set(k for k in out if k not in ("loss", "preds", "mask")) == terms | accuracies
+    assert all(0 <= out[k].item() <= 1 for k in accuracies)
     weights = {"inter": 0.1, "intra_audio": 0.1, "intra_video": 0.1}
     expected = sum(weights.get(k, 1.0) * out[k] for k in terms)
     torch.testing.assert_close(out["loss"], expected)
@@ -192,3 +195,32 @@ def test_a_missing_video_gets_no_loss_term():
         gradients[name] = video_input.grad[0].abs().sum()
         assert torch.isfinite(out["loss"])
     assert gradients["whole"] > 0 and gradients["no video in clip 0"] == 0
+
+
+def test_a_teacher_given_to_a_model_that_reconstructs_pixels_is_refused():
+    model, teacher = mini(), mini()
+    audio, video = batch()
+    with pytest.raises(ValueError, match="target='pixels'"):
+        model(audio, video, teacher=teacher)
+    with pytest.raises(ValueError, match="target='pixels'"):
+        model(audio, video, targets=teacher.fused_targets(audio, video))
+
+
+@pytest.mark.parametrize("valid", [None, torch.tensor([True, False] * 32)])
+def test_contrast_logits_are_float32_under_bf16_autocast(monkeypatch, valid):
+    from mavil_lite import losses
+
+    g = torch.Generator().manual_seed(0)
+    query = torch.randn(64, 32, generator=g)
+    key = query + 2.0 * torch.randn(64, 32, generator=g)  # matched pairs half stand out: a loss near 1
+    query, key = query.bfloat16(), key.bfloat16()  # what a projection under bf16 autocast hands over
+    expected = losses.info_nce(query.float(), key.float(), 0.05, valid)
+    logits_dtypes = []
+    cross_entropy = losses.F.cross_entropy
+    monkeypatch.setattr(losses.F, "cross_entropy",
+                        lambda logits, *args, **kwargs: logits_dtypes.append(logits.dtype) or
+                        cross_entropy(logits, *args, **kwargs))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = losses.info_nce(query, key, 0.05, valid)
+    assert logits_dtypes == [torch.float32] * 2 and loss.dtype == torch.float32
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)

@@ -41,9 +41,13 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert len(full.history["loss"]) == 4 and full.wall_s > 0
 
 
+RESUME_THREADS = 1  # what tiny_run.py trains its child with: an exact resume needs the same thread count
+
+
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     checkpoint = tmp_path / "killed.pt"
-    child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "tiny_run.py"), str(checkpoint)])
+    child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "tiny_run.py"), str(checkpoint)],
+                             env={**os.environ, "OMP_NUM_THREADS": str(RESUME_THREADS)})
     try:
         deadline = time.time() + 120
         while time.time() < deadline and child.poll() is None:
@@ -56,10 +60,15 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     killed_at = load_checkpoint(checkpoint)["step"]
     steps_per_epoch = 16 // LONG.batch_size
     assert 5 <= killed_at < LONG.epochs * steps_per_epoch, "the child must die mid-run"
-    resumed = model()
-    pretrain(resumed, clips(), LONG, checkpoint=checkpoint, progress=False)
-    uninterrupted = model()
-    pretrain(uninterrupted, clips(), LONG, progress=False)
+    threads = torch.get_num_threads()  # pytest's own count (xdist workers use 1, a plain run all cores)
+    torch.set_num_threads(RESUME_THREADS)
+    try:
+        resumed = model()
+        pretrain(resumed, clips(), LONG, checkpoint=checkpoint, progress=False)
+        uninterrupted = model()
+        pretrain(uninterrupted, clips(), LONG, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     assert_same_weights(resumed, uninterrupted)
 
 
@@ -148,3 +157,14 @@ def test_stage2_with_targets_computed_once_trains_like_running_the_teacher_every
             for student, cache in zip(students, (False, True))]
     assert runs[0].history["loss"] == pytest.approx(runs[1].history["loss"], rel=1e-4)
     assert_same_weights(*students, atol=1e-5)
+
+
+def test_a_teacher_for_a_model_that_reconstructs_pixels_is_refused_before_any_teacher_pass():
+    teacher = model()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the teacher ran before the mistake was reported")
+
+    teacher.fused_targets = fail
+    with pytest.raises(ValueError, match="target='pixels'"):
+        pretrain(model(), clips(), CONFIG, teacher=teacher, progress=False)

@@ -35,7 +35,8 @@ def check_table(out: Path, table: str, measured_at_least: int) -> dict:
     record = json.loads((out / "results.json").read_text())
     jsonschema.validate(record, RESULTS_SCHEMA)
     assert record["table"] == table and len(record["entries"]) == len(load_paper_numbers(table))
-    lines = [line for line in (out / "table.md").read_text().splitlines() if re.match(r"^\| \d+ \|", line)]
+    paper_table = (out / "table.md").read_text().split("\n### ")[0]  # a table's own sections follow the paper's
+    lines = [line for line in paper_table.splitlines() if re.match(r"^\| \d+ \|", line)]
     assert len(lines) == len(record["entries"])
     measured = 0
     for line, entry in zip(lines, record["entries"]):
@@ -86,9 +87,30 @@ def test_ablation_runs_every_row_for_two_seeds_and_shows_its_figures(tmp_path):
     nb = execute("table_ablation", tmp_path, seeds=[0, 1])
     record = check_table(tmp_path, "ablation", measured_at_least=10)
     assert all(len(e["ours"]["values"]) == 2 for e in record["entries"])
-    assert all("±" in line for line in (tmp_path / "table.md").read_text().splitlines() if re.match(r"^\| \d", line))
+    paper_table, scores, diagnostics = (tmp_path / "table.md").read_text().split("\n### ")
+    assert all("±" in line for line in paper_table.splitlines() if re.match(r"^\| \d", line))
     assert "smoke" in record["entries"][0]["scale"]["preset"] and "synthetic" in record["entries"][0]["dataset"]
     assert any(note.startswith("Audio: ours") for note in record["notes"])
+    # rows 0-5, each fine-tuned (the main score, the paper table's "ours") and probed, with std over the 2 seeds
+    rows = record["ablation"]["rows"]
+    assert [row["row"] for row in rows] == [0, 1, 2, 3, 4, 5]
+    by_entry = {(e["row"], e["modality"]): e["ours"]["mean"] for e in record["entries"] if e["ours"]}
+    for row in rows[1:]:
+        assert row["audio"] == pytest.approx(by_entry[(row["row"], "A")]) and len(row["audio_values"]) == 2
+        assert row["video"] == pytest.approx(by_entry[(row["row"], "V")])
+        assert all(0 <= row[key] <= 100 for key in ("audio_probe", "video_probe"))
+    table_rows = [line for line in scores.splitlines() if re.match(r"^\| \d \|", line)]
+    assert len(table_rows) == 6 and "(the floor)" in table_rows[0] and "fine-tuned" in scores and "probe" in scores
+    # every run's diagnostics, for both seeds: reconstruction against the mean predictor, contrast, retrieval
+    for seed in ("0", "1"):
+        runs = record["ablation"]["diagnostics"][seed]
+        assert set(runs) == {"random_init", "a_mae", "v_mae", "av_mae", "av_inter", "av_inter_intra", "stage2_iter1"}
+        assert runs["a_mae"]["reconstruction"]["audio"]["mean_predictor"] > 0
+        assert runs["av_inter"]["contrast"]["inter"]["chance"] == pytest.approx(2.7726, abs=1e-3)  # ln 16
+        assert runs["av_inter"]["retrieval"]["chance"]["R@1"] == pytest.approx(1 / 8)  # 8 smoke test clips
+        assert "student_teacher" in runs["stage2_iter1"] and "retrieval" not in runs["a_mae"]
+    assert len([line for line in diagnostics.splitlines() if line.startswith("| ") and "---" not in line]) == 8
     assert (tmp_path / "ablation.png").stat().st_size > 5000 and (tmp_path / "loss_curves.png").exists()
+    assert (tmp_path / "diagnostics.png").stat().st_size > 5000
     for cell in (c for c in nb.cells if "figure" in c.metadata.get("tags", [])):
         assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source

@@ -16,10 +16,39 @@ def test_summary_and_status_follow_the_two_std_rule():
     assert status_of(43.8, ours, comparable=True) == "within noise"  # |41 - 43.8| = 2.8 <= 2 * 1.414
     assert status_of(44.0, ours, comparable=True) == "below"
     assert status_of(37.0, ours, comparable=True) == "above"
-    assert status_of(41.0, summarize([41.0]), comparable=True) == "within noise"
     assert status_of(41.0, None, comparable=True) == "paper only"
     with pytest.raises(ValueError, match="at least one seed"):
         summarize([])
+
+
+def test_one_seed_is_never_within_noise():
+    """One value has no spread to compare against: the status says so, whatever the difference."""
+    one = summarize([41.0])
+    assert one["std"] == 0.0
+    assert [status_of(paper, one, comparable=True) for paper in (41.0, 41.5, 30.0)] == ["1 seed"] * 3
+    assert status_of(41.0, one, comparable=False) == "scaled-down"  # another setting stays another setting
+    entry = {"row": 1, "method": "m", "benchmark": "b", "modality": "A", "metric": "acc", "paper": 41.5,
+             "ours": one, "delta": -0.5, "status": "1 seed", "dataset": "d", "scale": SCALE, "wall_s": 1.0,
+             "commit": "c", "config_hash": "0123456789ab"}
+    jsonschema.validate({"schema": "mavil-lite/results/v1", "table": "ablation", "title": "t", "seeds": [0],
+                         "notes": [], "entries": [entry]}, RESULTS_SCHEMA)
+
+
+def test_importing_the_module_runs_no_git():
+    """git runs when a number is first recorded, not on import (every DataLoader worker imports the package)."""
+    import subprocess
+    import sys
+
+    probe = ("import subprocess\n"
+             "calls = []\n"
+             "real_run = subprocess.run\n"
+             "subprocess.run = lambda command, *a, **k: calls.append(command[0]) or real_run(command, *a, **k)\n"
+             "import mavil_lite.results as results\n"
+             "print(calls.count('git'))\n"
+             "results.measured([1.0], dataset='d', scale={}, wall_s=0.0, config={})\n"
+             "print(calls.count('git'))\n")
+    printed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert printed[0] == "0" and int(printed[1]) >= 1  # git runs once the first number is recorded
 
 
 def test_config_hash_is_stable_and_sensitive():

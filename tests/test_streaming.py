@@ -2,6 +2,7 @@
 stream computes exactly what the same run from memory does (also when resumed, and when fine-tuning from a recipe).
 From media files, every training draw gets its own random video window, the same in any process or rerun."""
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,11 +11,11 @@ import yaml
 from mavil_lite.cache import prepare_cache, preset_spec
 from mavil_lite.cache_reader import load_cache
 from mavil_lite.distributed import DistributedContext
-from mavil_lite.engine import TrainConfig, micro_batches
+from mavil_lite.engine import Step, TrainConfig, micro_batches
 from mavil_lite.experiments import load_clips, run_finetune, run_pretrain
 from mavil_lite.media import frames_to_tensor
 from mavil_lite.model import create_model
-from mavil_lite.pretrain import pretrain
+from mavil_lite.pretrain import pretrain, pretrain_step_fn
 from mavil_lite.recipes import load_recipe
 from mavil_lite.streaming import StreamedClips, stream_cache, stream_files
 from mavil_lite.synthetic import generate_synthetic_dataset
@@ -143,3 +144,91 @@ def test_an_audio_only_manifest_streams_audio_only(tmp_path):
                                       "train": {"epochs": 1, "batch_size": 2, "warmup_epochs": 0}}))
     checkpoint = run_pretrain(load_recipe(recipe), tmp_path / "run", device="cpu", progress=False)
     assert tuple(torch.load(checkpoint, weights_only=True)["model_config"]["modalities"]) == ("audio",)
+
+
+def spy_on_loss(model):
+    """What each step's loss of ``model`` is given: a list of (inputs, stage-2 targets, present) per call."""
+    calls, forward_loss = [], model.forward_loss
+
+    def spy(inputs, preds, masking, tokens, second_view, targets=None, present=None):
+        calls.append((inputs, targets, present))
+        return forward_loss(inputs, preds, masking, tokens, second_view, targets, present)
+
+    model.forward_loss = spy
+    return calls
+
+
+def test_stage2_streamed_from_media_files_regresses_the_teacher_on_the_window_the_student_sees(tmp_path):
+    stream = stream_files(long_clip_manifest(tmp_path), TINY)
+    teacher, student = tiny_model(), create_model(**SMALL_MODEL, target="teacher")
+    config = TrainConfig(epochs=3, batch_size=2, warmup_epochs=0)
+    with pytest.raises(ValueError, match="random video window"):
+        pretrain(student, stream, config, teacher=teacher, cache_teacher_targets=True, progress=False)
+    seen = spy_on_loss(student)
+    pretrain(student, stream, config, teacher=teacher, progress=False)
+    schedule = list(micro_batches(len(stream), config, DistributedContext(), 1, 0, config.epochs))
+    evaluation_video = stream.batch(torch.arange(len(stream)))[1]  # the window a target pass over every clip reads
+    assert len(seen) == len(schedule) == 3
+    for part, (inputs, targets, _) in zip(schedule, seen):
+        drawn = [stream.dataset.read(i, draw)["video"] for i, draw in zip(part.index.tolist(), part.draws.tolist())]
+        assert torch.equal(inputs["video"], frames_to_tensor(torch.stack(drawn)))  # the student sees the draw
+        expected = teacher.fused_targets(**inputs)
+        for modality in ("audio", "video"):
+            torch.testing.assert_close(targets[modality], expected[modality])
+    # the draws are not the evaluation window, so targets computed once from it would be wrong
+    assert any(not torch.equal(inputs["video"], evaluation_video[part.index])
+               for part, (inputs, _, _) in zip(schedule, seen))
+
+
+PARTIAL_FLAGS = {"whole.mp4": (True, True), "silent.mp4": (False, True), "sound.wav": (True, False),
+                 "whole2.mp4": (True, True)}  # file: (has_audio, has_video)
+
+
+def partial_clips_manifest(folder):
+    write_media(folder / "whole.mp4", numbered_frames(16), 8, [tone(1000, 2.0)])
+    write_media(folder / "silent.mp4", numbered_frames(16), 8)  # no audio stream
+    write_wav(folder / "sound.wav", tone(500, 2.0), 16000)  # no video stream
+    write_media(folder / "whole2.mp4", numbered_frames(16)[::-1].copy(), 8, [tone(700, 2.0)])
+    (folder / "m.csv").write_text("file,labels\n" + "".join(f"{name},x\n" for name in PARTIAL_FLAGS))
+    return folder / "m.csv"
+
+
+@pytest.mark.filterwarnings("ignore:.*usable for:UserWarning")  # RawClips warns of each partial clip it reads
+@pytest.mark.parametrize("source", ["files", "cache"])
+def test_missing_modalities_survive_streaming_and_add_nothing_to_the_contrasts(tmp_path, source):
+    manifest = partial_clips_manifest(tmp_path)
+    stream = stream_files(manifest, TINY, num_workers=1) if source == "files" else \
+        stream_cache(prepare_cache(manifest, tmp_path / "cache", "tiny", progress=False).out_dir, num_workers=1)
+    names = [Path(file).name for file in stream.files]
+    flags = {"audio": torch.tensor([PARTIAL_FLAGS[name][0] for name in names]),
+             "video": torch.tensor([PARTIAL_FLAGS[name][1] for name in names])}  # (N,) each
+    model = tiny_model()  # inter- and intra-modal contrast
+    seen = spy_on_loss(model)
+    config = TrainConfig(epochs=2, batch_size=2, warmup_epochs=0)
+    pretrain(model, stream, config, progress=False)  # the batches come from the workers' read-ahead
+    schedule = list(micro_batches(len(stream), config, DistributedContext(), 2, 0, 2 * config.epochs))
+    assert len(seen) == len(schedule) == 4 and stream.read_here == 0
+    for part, (_, _, present) in zip(schedule, seen):
+        assert present is not None and all(torch.equal(present[m], flags[m][part.index]) for m in flags)
+
+    # a clip's missing modality takes no part in the contrasts: changing what stands in for it changes nothing
+    loss_fn, read = pretrain_step_fn(model, stream, "cpu"), stream.batch
+    index = torch.arange(len(stream))
+
+    def terms(change: bool) -> dict[str, torch.Tensor]:
+        def batch(rows):
+            audio, video, targets = read(rows)
+            if change:
+                audio[~flags["audio"][rows]] = torch.randn(1, *audio.shape[1:])
+                video[~flags["video"][rows]] = torch.randn(1, *video.shape[1:])
+            return audio, video, targets
+
+        stream.batch = batch
+        step = Step(index, offset=0, global_batch=len(index), generator=torch.Generator().manual_seed(0), number=0)
+        with torch.no_grad():
+            return loss_fn(model, step)
+
+    same, changed = terms(change=False), terms(change=True)
+    assert {"inter", "intra_audio", "intra_video"} <= set(same)
+    assert all(torch.equal(same[term], changed[term]) for term in ("inter", "intra_audio", "intra_video"))
+    assert not torch.equal(same["recon_video"], changed["recon_video"])  # the change did reach the model

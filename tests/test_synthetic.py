@@ -160,3 +160,23 @@ def test_audio_visual_event_is_heard_and_seen_while_on(tmp_path, name, colour_ch
               - load_frames(tmp_path / "without.mp4", every_frame).float())  # (T, H, W, 3) after H.264
     colour_shift = change[torch.from_numpy(drawn)].mean(dim=0)  # (3,) mean change where the object is
     assert colour_shift.argmax() == colour_channel and colour_shift[colour_channel] > 20
+
+
+def test_an_unlabelled_split_is_carved_after_the_test_split_and_only_pre_training_sees_it(tmp_path):
+    from mavil_lite.ablation import pretraining_clips
+    from mavil_lite.dataset import decode_manifest
+    from mavil_lite.presets import FEATURES
+
+    plain = read_rows(generate_synthetic_dataset(tmp_path / "plain", num_clips=10, duration_s=1.0, progress=False))
+    manifest = generate_synthetic_dataset(tmp_path / "pool", num_clips=10, duration_s=1.0, unlabelled_fraction=0.5,
+                                          progress=False)
+    rows = read_rows(manifest)
+    assert [row["split"] for row in rows].count("test") == 2 and [row["split"] for row in rows].count("unlabelled") == 5
+    # the same test clips as without an unlabelled split: the held-out set does not move
+    assert [r["file"] for r in rows if r["split"] == "test"] == [r["file"] for r in plain if r["split"] == "test"]
+    clips = decode_manifest(manifest, FEATURES["tiny"], progress=False)
+    pool = pretraining_clips(clips)
+    assert sorted(pool.splits) == ["train"] * 3 + ["unlabelled"] * 5
+    assert len(pretraining_clips(clips.subset("train"))) == 3  # without an unlabelled split: the train split
+    with pytest.raises(ValueError, match="at most 1"):
+        generate_synthetic_dataset(tmp_path / "bad", num_clips=4, test_fraction=0.5, unlabelled_fraction=0.6)

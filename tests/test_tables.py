@@ -1,17 +1,12 @@
 """Tests for mavil_lite.tables: paper numbers come from the csv, the ablation ordering is computed."""
 
 import csv
+import statistics
 
 import pytest
 
-from mavil_lite.tables import PAPER_NUMBERS_CSV, load_paper_numbers, ordering_sentence, paper_ablation, row_ordering
-
-
-def make_results(audio: list[float], video: list[float]) -> list[dict]:
-    return [
-        {"row": row, "method": f"method {row}", "audio": a, "video": v, "metric": "mAP", "wall_s": 10.0 * row}
-        for row, a, v in zip(range(1, 6), audio, video)
-    ]
+from mavil_lite.ablation_report import compare, floor_verdicts, ordering_sentence, scores_markdown
+from mavil_lite.tables import PAPER_NUMBERS_CSV, load_paper_numbers, paper_ablation
 
 
 def csv_ablation_values() -> dict[tuple[int, str], float]:
@@ -40,20 +35,35 @@ def test_load_paper_numbers_filters_and_types():
         load_paper_numbers("no_such_table")
 
 
-def test_row_ordering_on_crafted_example():
-    results = make_results(audio=[10, 12, 11, 13, 13], video=[5, 4, 6, 7, 8])
-    assert row_ordering(results, "audio") == [True, False, True, False]  # equal is not an improvement
-    assert row_ordering(results, "video") == [False, True, True, True]
-    with pytest.raises(ValueError, match="once"):
-        row_ordering(results[:4], "audio")
-    with pytest.raises(ValueError, match="audio"):
-        row_ordering(results, "loss")
-    with pytest.raises(ValueError, match="once"):
-        row_ordering(results + results[:1], "audio")
+def seeded_rows(audio: list[list[float]], video: list[list[float]]) -> list[dict]:
+    """Rows 0-5 as `ablation.mean_rows` gives them, from per-seed values."""
+    return [{"row": row, "method": f"method {row}", "metric": "mAP",
+             **{key: statistics.fmean(v) for key, v in (("audio", a), ("video", b))},
+             **{f"{key}_std": statistics.stdev(v) if len(v) > 1 else 0.0 for key, v in (("audio", a), ("video", b))},
+             "audio_values": a, "video_values": b,
+             **{f"{key}_probe{suffix}": value for key in ("audio", "video")
+                for suffix, value in (("", 50.0), ("_std", 0.0), ("_values", [50.0]))}}
+            for row, a, b in zip(range(6), audio, video)]
 
 
-def test_ordering_sentence_names_each_step():
-    results = make_results(audio=[10, 12, 11, 13, 13], video=[5, 4, 6, 7, 8])
-    assert ordering_sentence(results, "audio") == ("2/4 improved (row 2 vs 1: improved; row 3 vs 2: did not improve; "
-                                                   "row 4 vs 3: improved; row 5 vs 4: did not improve)")
-    assert ordering_sentence(results, "video").startswith("3/4 improved")
+def test_compare_separates_a_difference_from_the_noise_of_the_seeds():
+    assert compare([12.0, 12.2, 11.8], [10.0, 10.1, 9.9]) == ("above beyond noise", pytest.approx(2.0))
+    assert compare([10.0, 12.0, 14.0], [10.0, 10.1, 9.9])[0] == "within noise"  # std 2: a difference of 2 is noise
+    assert compare([8.0, 8.1, 7.9], [10.0, 10.1, 9.9])[0] == "below beyond noise"
+    assert compare([11.0], [10.0]) == ("above (1 seed)", 1.0)
+    assert compare([10.0], [10.0])[0] == "not above (1 seed)"  # equal is not an improvement
+
+
+def test_floor_and_ordering_verdicts_on_a_crafted_example():
+    rows = seeded_rows(audio=[[10, 10.2], [12, 12.1], [11, 11.1], [13, 13.1], [13, 13.1], [20, 21]],
+                       video=[[5, 5], [4, 4.2], [6, 6], [7, 7.2], [8, 8.2], [5, 9]])
+    floor = floor_verdicts(rows, "audio")
+    assert [floor[row][0] for row in range(1, 6)] == ["above beyond noise"] * 5
+    assert floor_verdicts(rows, "video")[1][0] == "below beyond noise"
+    assert floor_verdicts(rows, "video")[5][0] == "within noise"  # row 5 spreads 5-9 over its seeds
+    sentence = ordering_sentence(rows, "audio")
+    assert sentence.startswith("2/4 steps up, 2/4 beyond noise (2 vs 1: -1.0 (below beyond noise)")
+    assert "3 vs 2: +2.0 (above beyond noise)" in sentence and "4 vs 3: +0.0 (within noise)" in sentence
+    table = scores_markdown(rows, [0, 1])
+    assert "| 0 | no pre-training (random init) | 10.1 ± 0.1 |" in table and "(the floor)" in table
+    assert "| +2.0 above beyond noise / -0.9 below beyond noise |" in table  # row 1 against row 0
