@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from .dataset import ClipTensors
+from .distributed import DistributedContext
 from .diagnostics import fused_feature_gap, reconstruction_error, retrieval_diagnostics
 from .experiments import score_classifier
 from .finetune import MAViLClassifier, finetune
@@ -89,7 +90,7 @@ def finetune_percent(model: MAViL, modality: str, train: ClipTensors, test: Clip
     torch.manual_seed(seed)  # the head's initialisation
     classifier = MAViLClassifier(model, modality, len(train.classes), drop_path=preset.finetune_recipe.drop_path)
     finetune(classifier, train, replace(preset.finetune, seed=seed), preset.finetune_recipe, checkpoint=checkpoint,
-             ctx=None, progress=False)
+             ctx=DistributedContext(device=device), progress=False)
     return 100 * score_classifier(classifier, test, device)["value"]
 
 
@@ -155,7 +156,8 @@ def run_ablation(
     models[NO_PRETRAINING], walls[NO_PRETRAINING] = MAViL(preset.model_config()).to(device), 0.0
     scored_runs = {0: [Run(NO_PRETRAINING)]} | {row: runs if row == 1 else runs[-1:]
                                                for row, runs in ablation_runs(preset).items()}
-    teachers = {run.name: run.teacher for runs in ablation_runs(preset).values() for run in runs}
+    trained = ablation_runs(preset)  # a row's pre-training time counts every run behind it (all stage-2 iterations)
+    teachers = {run.name: run.teacher for runs in trained.values() for run in runs}
 
     rows, probes, diagnostics = [], {}, {}
     paper = paper_ablation()
@@ -173,7 +175,7 @@ def run_ablation(
         metric = next(iter(probes[runs[0].name].values()))["metric"]
         method = paper[row]["method"] if row in paper else "no pre-training (random init)"
         rows.append({"row": row, "method": method, **scores, "metric": metric,
-                     "wall_s": sum(walls[run.name] for run in runs), "runs": [run.name for run in runs]})
+                     "wall_s": sum(walls[run.name] for run in trained.get(row, runs)), "runs": [run.name for run in runs]})
         if progress:
             print(f"row {row} ({', '.join(run.name for run in runs)}): fine-tuned audio {scores['audio']:.1f} / "
                   f"video {scores['video']:.1f}, probe {scores['audio_probe']:.1f} / {scores['video_probe']:.1f}")
