@@ -17,8 +17,6 @@ a run's history; see :meth:`mavil_lite.model.MAViL.forward_loss`).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -136,7 +134,3 @@ def fused_feature_gap(student, teacher, clips, batch_size: int = 64, device: str
         }
     return result
 
-
-def chance_infonce(batch_size: int) -> float:
-    """The InfoNCE of an untrained model: ln(batch), every candidate equally likely."""
-    return math.log(batch_size)
