@@ -48,13 +48,15 @@ def reconstruction_error(model, clips, teacher=None, batch_size: int = 64, seed:
     if stage2 and teacher is None:
         raise ValueError("a stage-2 model is scored against its teacher's targets: pass teacher=")
     model.to(device).eval()
+    if stage2:
+        teacher.to(device).eval()
     generator = torch.Generator().manual_seed(seed)
     errors, targets_all, masks_all = {m: [] for m in model.modalities}, {m: [] for m in model.modalities}, \
         {m: [] for m in model.modalities}
     for _, audio, video in _eval_batches(clips, batch_size):
         inputs = {"audio": audio.to(device), "video": video.to(device)}
         noise = {m: n.to(device) for m, n in model.mask_noise(len(audio), generator).items()}
-        targets = teacher.to(device).eval().fused_targets(**inputs) if stage2 else None
+        targets = teacher.fused_targets(**inputs) if stage2 else None
         out = model(**inputs, noise=noise, targets=targets)
         for m in model.modalities:
             target = targets[m] if stage2 else model.patchify(m, inputs[m])  # (B, N, P)

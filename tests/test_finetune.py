@@ -89,15 +89,21 @@ def _predict_worker(rank, world, port, out):
     torch.distributed.destroy_process_group()
 
 
-def test_distributed_predictions_count_every_clip_once(tmp_path):
-    """7 clips over 2 processes: the sampler pads to 8; the gathered logits must be the 7, in order."""
+def _spawn_two_gloo_processes(worker, out: str) -> None:
+    """Run ``worker(rank, world=2, port, out)`` in 2 processes on a free local port."""
     import socket
+
     import torch.multiprocessing as mp
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_predict_worker, args=(2, port, str(tmp_path / "logits.pt")), nprocs=2, join=True)
+    mp.spawn(worker, args=(2, port, out), nprocs=2, join=True)
+
+
+def test_distributed_predictions_count_every_clip_once(tmp_path):
+    """7 clips over 2 processes: the sampler pads to 8; the gathered logits must be the 7, in order."""
+    _spawn_two_gloo_processes(_predict_worker, str(tmp_path / "logits.pt"))
     torch.manual_seed(0)
     single = predict(MAViLClassifier(model(), "audio", num_classes=3), clips(7))
     gathered = torch.load(tmp_path / "logits.pt", weights_only=True)
@@ -199,14 +205,7 @@ def _finetune_worker(rank, world, port, out):
 
 def test_two_gloo_processes_fine_tune_every_head_like_one_process(tmp_path):
     """Under DDP every parameter the classifier holds must get a gradient in every step (no unused-parameter search)."""
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_finetune_worker, args=(2, port, str(tmp_path / "ddp.pt")), nprocs=2, join=True)
+    _spawn_two_gloo_processes(_finetune_worker, str(tmp_path / "ddp.pt"))
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
