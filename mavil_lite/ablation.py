@@ -154,9 +154,8 @@ def run_ablation(
             histories[run.name], walls[run.name], models[run.name] = result.history, result.wall_s, model
     torch.manual_seed(seed)
     models[NO_PRETRAINING], walls[NO_PRETRAINING] = MAViL(preset.model_config()).to(device), 0.0
-    scored_runs = {0: [Run(NO_PRETRAINING)]} | {row: runs if row == 1 else runs[-1:]
-                                               for row, runs in ablation_runs(preset).items()}
     trained = ablation_runs(preset)  # a row's pre-training time counts every run behind it (all stage-2 iterations)
+    scored_runs = {0: [Run(NO_PRETRAINING)]} | {row: runs if row == 1 else runs[-1:] for row, runs in trained.items()}
     teachers = {run.name: run.teacher for runs in trained.values() for run in runs}
 
     rows, probes, diagnostics = [], {}, {}

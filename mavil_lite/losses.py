@@ -42,6 +42,15 @@ def masked_reconstruction_loss(
     return global_mean((per_patch * mask).sum(), mask.sum())
 
 
+def _cross_similarities(query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cosine similarities of this process's rows against the global batch, both ways, in float32:
+    ``(query -> every key, key -> every query)``, each ``(B, world * B)``, and each row's own column ``(B,)``."""
+    query, key = F.normalize(query.float(), dim=-1), F.normalize(key.float(), dim=-1)
+    all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
+    labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
+    return query @ all_keys.t(), key @ all_queries.t(), labels
+
+
 def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
              valid: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE: row i of ``query`` should match row i of ``key`` among all rows of the batch.
@@ -55,12 +64,8 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float,
     scaled by 1 / temperature, would blur the similarities that the softmax ranks.
     """
     with torch.autocast(query.device.type, enabled=False):
-        query = F.normalize(query.float(), dim=-1)
-        key = F.normalize(key.float(), dim=-1)
-        all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
-        labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
-        query_to_key = query @ all_keys.t() / temperature  # (B, world * B) cosine similarities
-        key_to_query = key @ all_queries.t() / temperature
+        query_to_key, key_to_query, labels = _cross_similarities(query, key)  # (B, world * B) cosines, (B,)
+        query_to_key, key_to_query = query_to_key / temperature, key_to_query / temperature
         if valid is None:
             return 0.5 * (F.cross_entropy(query_to_key, labels) + F.cross_entropy(key_to_query, labels))
         all_valid = gather_with_grad(valid.float()) > 0  # (world * B,)
@@ -87,13 +92,11 @@ def contrastive_top1(query: torch.Tensor, key: torch.Tensor, valid: torch.Tensor
     The accuracy of the classification that `info_nce` trains (query, key ``(B, D)``; ``valid`` as there); chance is
     1 / global batch. A diagnostic: it takes no part in the loss.
     """
-    query, key = F.normalize(query.float(), dim=-1), F.normalize(key.float(), dim=-1)
-    all_queries, all_keys = gather_with_grad(query), gather_with_grad(key)  # (world * B, D)
-    labels = rank() * query.shape[0] + torch.arange(query.shape[0], device=query.device)
+    query_to_key, key_to_query, labels = _cross_similarities(query, key)  # (B, world * B), (B,)
     rows = torch.ones_like(labels, dtype=torch.bool) if valid is None else valid.bool()
     all_valid = None if valid is None else gather_with_grad(valid.float()) > 0
     hits = 0.0
-    for scores in (query @ all_keys.t(), key @ all_queries.t()):  # (B, world * B)
+    for scores in (query_to_key, key_to_query):
         if all_valid is not None:
             scores = scores.masked_fill(~all_valid, float("-inf"))
         hits = hits + (scores.argmax(dim=1) == labels)[rows].float().sum()
