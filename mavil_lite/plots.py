@@ -127,6 +127,50 @@ def plot_ablation_diagnostics(histories: dict[str, dict[str, list[float]]], diag
     return fig
 
 
+def plot_scaling(study: dict, extrapolations: dict[str, dict] | None = None) -> Figure:
+    """Two panels against pre-training compute (log x): the fine-tuned gain over no pre-training, and retrieval R@1.
+
+    Args:
+        study: what `mavil_lite.scaling.scaling_study` returns.
+        extrapolations: optional ``{measure: mavil_lite.scaling.extrapolate(...)}``; each is drawn as a dotted line
+            from the measured budgets out to its ``flops_at_target`` (when the fit rises).
+
+    Returns:
+        Figure with two Axes: gains (audio, video; zero is row 0) and A->V / V->A R@1 with chance and 10x chance.
+    """
+    budgets = study["budgets"]
+    if not budgets:
+        raise ValueError("no budgets to plot")
+    flops = np.array([b["flops"] for b in budgets])
+    chance = 100 * study["chance_r1"]
+    panels = {"gain": [("audio_gain", "audio", "C0"), ("video_gain", "video", "C2")],
+              "r1": [("a2v_r1", "A -> V", "C0"), ("v2a_r1", "V -> A", "C2")]}
+    fig = Figure(figsize=(11, 4.0), layout="constrained")
+    gain_ax, r1_ax = fig.subplots(1, 2)
+    for ax, (panel, lines) in zip((gain_ax, r1_ax), panels.items()):
+        scale = 100 if panel == "r1" else 1
+        for name, label, colour in lines:
+            values = [scale * (b["retrieval"][name[:3]]["R@1"] if panel == "r1" else b[name]) for b in budgets]
+            ax.plot(flops, values, "o-", color=colour, label=label)
+            trend = (extrapolations or {}).get(name)
+            if trend and trend["flops_at_target"]:
+                far = np.geomspace(flops.max(), max(trend["flops_at_target"], flops.max()), 20)
+                ax.plot(far, scale * (trend["intercept"] + trend["slope"] * np.log10(far)), ":", color=colour,
+                        label=f"{label}: log-linear trend")
+        ax.set_xscale("log")
+        ax.set_xlabel("pre-training compute (training FLOPs)")
+        ax.grid(True, alpha=0.3)
+    gain_ax.axhline(0, color="C3", linestyle="--", linewidth=1.2, label="no pre-training (row 0)")
+    gain_ax.set(title="Fine-tuned gain over no pre-training", ylabel="gain (points)")
+    r1_ax.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f}%)")
+    r1_ax.axhline(10 * chance, color="grey", linestyle=":", linewidth=1, label=f"10 x chance ({10 * chance:.1f}%)")
+    r1_ax.set(title="Retrieval among the test clips", ylabel="R@1 (%)")
+    for ax in (gain_ax, r1_ax):
+        ax.legend(fontsize=7)
+    fig.suptitle("Row 4 (inter + intra contrast) pre-trained at growing budgets")
+    return fig
+
+
 def _as_runs_of_terms(histories: dict) -> dict[str, dict[str, list[float]]]:
     """Normalise {run: losses} and {run: {term: losses}} to the second form, with the term '' for plain lists."""
     if not isinstance(histories, dict) or not histories:

@@ -114,3 +114,19 @@ def test_ablation_runs_every_row_for_two_seeds_and_shows_its_figures(tmp_path):
     assert (tmp_path / "diagnostics.png").stat().st_size > 5000
     for cell in (c for c in nb.cells if "figure" in c.metadata.get("tags", [])):
         assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source
+
+
+def test_scaling_study_measures_each_budget_and_fits_its_trend(tmp_path):
+    execute("scaling", tmp_path, budget_multiples=[1, 2])
+    record = json.loads((tmp_path / "scaling.json").read_text())
+    assert record["epochs"] == [1, 2]
+    small, large = record["study"]["budgets"]
+    assert large["steps"] == 2 * small["steps"] and large["flops"] == pytest.approx(2 * small["flops"])
+    for b in (small, large):
+        for m in ("audio", "video"):
+            assert b[f"{m}_gain"] == pytest.approx(b[m] - record["study"]["floor"][m])
+        assert b["retrieval"]["chance"]["R@1"] == pytest.approx(1 / 8)  # 8 smoke test clips
+    assert set(record["trends"]) == {"audio_gain", "video_gain", "a2v_r1", "v2a_r1"}
+    assert record["trends"]["a2v_r1"]["target"] == pytest.approx(10 / 8)
+    assert "| 2 |" in (tmp_path / "scaling.md").read_text()
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
