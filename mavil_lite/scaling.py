@@ -54,7 +54,7 @@ def scaling_study(data: ClipTensors, preset: RunPreset, epochs: list[int], out_d
     config = preset.model_config(**full_stage1_overrides(preset))
 
     torch.manual_seed(seed)
-    untrained = MAViL(config)
+    untrained = MAViL(preset.model_config())  # row 0 exactly as the ablation builds it
     floor = {m: finetune_percent(untrained, m, train, test, preset, seed, device,
                                  checkpoints / f"finetune_random_init_{m}.pt") for m in MODALITIES}
     budgets = []
