@@ -1,7 +1,7 @@
 """Does bf16 autocast train as well as fp32? One pre-training run in each precision, the same seed and data,
 compared on the final loss and on linear probes of both encoders.
 
-    python benchmarks/bf16_check.py [--data shared|synthetic] [--preset cpu] [--run av_inter_intra]
+    python benchmarks/bf16_check.py [--data grid:DIR|synthetic] [--preset cpu] [--run av_inter_intra]
                                     [--fp32-checkpoint seed0/checkpoints/av_inter_intra.pt]
 
 ``--fp32-checkpoint`` reuses a finished fp32 run of the same preset, seed and data (a reproduction notebook's)
@@ -32,7 +32,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="shared", help="synthetic | shared | a manifest")
+    parser.add_argument("--data", default="grid:" + str(Path(__file__).resolve().parents[2] / "shared" / "data" / "grid_s1"),
+                        help="synthetic | a public dataset by name (grid:DIR) | a manifest; default: the team's GRID copy")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--run", default="av_inter_intra", help="an ablation run without a teacher")
     parser.add_argument("--seed", type=int, default=0)

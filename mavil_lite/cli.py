@@ -4,6 +4,7 @@
     mavil-lite stats SOURCE [--write]                           fbank mean/std of a cache or a manifest
     mavil-lite import-audioset SEGMENTS CLASS_LABELS MEDIA OUT  manifest from AudioSet's segment CSV
     mavil-lite import-vggsound CSV MEDIA OUT                    manifest from VGGSound's CSV
+    mavil-lite recipes                                          the packaged recipes, one line each
     mavil-lite pretrain --recipe R --out DIR [--teacher CKPT]   stage 1, or stage 2 from a teacher
     mavil-lite finetune --recipe R --init CKPT --out DIR        fine-tune an A, V or A+V head (--modality)
     mavil-lite linprobe --recipe R --init CKPT --out DIR        linear probe on frozen features
@@ -25,7 +26,7 @@ from .cache import PREPARE_PRESETS, prepare_cache
 from .distributed import init_distributed
 from .experiments import load_classifier, load_clips, run_finetune, run_pretrain, run_retrieval, score_classifier
 from .importers import import_audioset, import_vggsound
-from .recipes import load_recipe
+from .recipes import load_recipe, recipe_names, recipe_summary
 from .streams import BadClipError
 
 MODALITY_CHOICES = {"auto": None, "both": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
@@ -120,12 +121,25 @@ def add_import_vggsound_parser(subparsers) -> None:
                                                                        args.out_manifest)))
 
 
+def print_recipes(args: argparse.Namespace) -> int:
+    width = max(map(len, recipe_names()))
+    for name in recipe_names():
+        print(f"{name:<{width}}  {recipe_summary(name)}")
+    return 0
+
+
+def add_recipes_parser(subparsers) -> None:
+    parser = subparsers.add_parser("recipes", help="list the packaged recipes",
+                                   description="The recipes that ship with the kit, by name: pass one to --recipe.")
+    parser.set_defaults(run=print_recipes)
+
+
 def _recipe(args: argparse.Namespace):
     return load_recipe(args.recipe, args.overrides)
 
 
 def _add_recipe_arguments(parser, with_out: bool = True) -> None:
-    parser.add_argument("--recipe", required=True, help="a YAML file, or a name under reproduce/recipes")
+    parser.add_argument("--recipe", required=True, help="a YAML file, or the name of a packaged recipe (mavil-lite recipes)")
     if with_out:
         parser.add_argument("--out", required=True, help="run directory: checkpoint.pt, log.jsonl, metrics.json")
     parser.add_argument("--device", default="auto", help="auto (this process's GPU, else CPU), cpu or cuda")
@@ -196,7 +210,7 @@ def add_evaluate_parser(subparsers) -> None:
 
 
 COMMANDS = [add_prepare_parser, add_stats_parser, add_import_audioset_parser, add_import_vggsound_parser,
-            add_pretrain_parser, add_finetune_parser, add_evaluate_parser]
+            add_recipes_parser, add_pretrain_parser, add_finetune_parser, add_evaluate_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ Command-line overrides use dotted paths (``train.epochs=2``) and YAML values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ from .finetune import FinetuneConfig
 from .media import FeatureSpec
 from .model import MAViLConfig, model_config
 from .presets import FEATURES
+from .public_datasets import is_dataset_spec, resolve_dataset
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "reproduce" / "recipes"
+# package data: the recipes ship in the wheel and are read through importlib.resources
+RECIPES_DIR = resources.files("mavil_lite").joinpath("resources", "recipes")
 TASKS = ("pretrain", "finetune", "linprobe", "retrieval")
 
 
@@ -61,9 +64,17 @@ class Recipe:
         return FEATURES[name]
 
     def manifest(self, base: Path | None = None) -> Path:
-        """The data manifest; a relative path is relative to ``base`` (default: the working directory)."""
-        manifest = Path(self.data["manifest"]).expanduser()
-        return manifest if manifest.is_absolute() or base is None else base / manifest
+        """The data manifest; a relative path is relative to ``base`` (default: the working directory).
+
+        ``name:DIR`` names a public dataset in its published layout (``grid:data/GRID``), imported into a manifest
+        on first use (`mavil_lite.public_datasets`).
+        """
+        spec = str(self.data["manifest"])
+        name, _, folder = spec.partition(":")
+        anchored = lambda path: path if path.is_absolute() or base is None else base / path
+        if is_dataset_spec(spec):
+            return resolve_dataset(f"{name}:{anchored(Path(folder).expanduser())}")
+        return anchored(Path(spec).expanduser())
 
 
 def _build(cls, values: dict[str, Any], section: str):
@@ -87,13 +98,23 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     node[leaf] = yaml.safe_load(value)
 
 
+def recipe_names() -> list[str]:
+    """The names of the packaged recipes (``mavil-lite recipes`` lists them)."""
+    return sorted(entry.name.removesuffix(".yaml") for entry in RECIPES_DIR.iterdir() if entry.name.endswith(".yaml"))
+
+
+def recipe_summary(name: str) -> str:
+    """A recipe's first comment line: what it is for."""
+    text = RECIPES_DIR.joinpath(f"{name}.yaml").read_text()
+    return next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+
+
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read a recipe (a path, or a name under ``reproduce/recipes``) and apply ``overrides``."""
-    path = Path(path)
-    if not path.exists() and (RECIPES_DIR / f"{path}.yaml").exists():
-        path = RECIPES_DIR / f"{path}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such recipe (recipes live in {RECIPES_DIR})")
+    """Read a recipe (a YAML file, or the name of a packaged one, see `recipe_names`) and apply ``overrides``."""
+    if not Path(path).exists() and str(path) in recipe_names():
+        path = RECIPES_DIR.joinpath(f"{path}.yaml")
+    elif not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such recipe file, and not a packaged recipe ({', '.join(recipe_names())})")
     tree = yaml.safe_load(path.read_text()) or {}
     for assignment in overrides:
         apply_override(tree, assignment)

@@ -1,18 +1,19 @@
 """What the reproduction notebooks share: the data behind each benchmark, the pre-training chain, the scale.
 
-Data. A notebook's ``data`` parameter is ``"synthetic"`` (the kit's own clips, the default), ``"shared"`` (the
-real clips in ``../shared``, standing in for the paper's datasets) or one manifest used for everything;
-``manifests`` names a real manifest per benchmark and always wins. The stand-ins, said in every table:
+Data. A notebook's ``data`` parameter is ``"synthetic"`` (the kit's own clips, the default), a public dataset by
+name in its published layout (``"grid:/data/GRID"``, see `mavil_lite.public_datasets`), or one manifest used for
+everything; ``manifests`` names the data of one benchmark (a manifest or ``name:DIR``) and always wins. A public
+dataset is either the paper's benchmark itself (ESC-50, Speech Commands v1, AudioSet-20K, VGGSound, MSR-VTT,
+YouCook), or a small real stand-in for one, which every table says:
 
 ==================  =======================================================================
-paper's benchmark   stand-in from ``../shared``
+paper's benchmark   stand-in
 ==================  =======================================================================
-AS-20K, AS-2M       GRID s1, the 51-word transcript as a multi-label target (mAP)
-VGGSound            GRID s1, the spoken digit as a single label (accuracy)
-SPC-1               FSDD spoken digits, its own train/test split (accuracy)
-ESC-50              none: no environmental sounds are shared, so the row is not run
-MSR-VTT, YouCook    GRID s1 test clips as the retrieval candidates
-pre-training        GRID s1 train clips, labels unused
+AS-20K, AS-2M       GRID (``grid:``), the 51-word transcript as a multi-label target (mAP)
+VGGSound            GRID, the spoken digit as a single label (accuracy)
+SPC-1               FSDD (``fsdd:``) spoken digits, its own train/test split (accuracy)
+MSR-VTT, YouCook    GRID test clips as the retrieval candidates
+pre-training        GRID train clips, labels unused
 ==================  =======================================================================
 
 Pre-training. Every table notebook needs the same MAViL chain: stage 1 (reconstruction + inter- and
@@ -37,22 +38,28 @@ from .experiments import load_model
 from .model import MAViL
 from .presets import RunPreset
 from .pretrain import pretrain
+from .public_datasets import is_dataset_spec, resolve_dataset
 from .probe import contrast_retrieval, probe_embedding
 from .synthetic import generate_synthetic_dataset
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 SPLIT_SEED = 0  # one train/test split for every seed, so the spread over seeds is the training's alone
 
-GRID, FSDD = "data/grid_s1/manifest.csv", "data/fsdd/manifest.csv"
-STAND_INS = {  # benchmark -> (manifest under shared, label column, what the table says)
-    "AS-20K": (GRID, "transcript", "GRID s1 for AS-20K: 51-word transcript, multi-label mAP"),
-    "AS-2M": (GRID, "transcript", "GRID s1 for AS-2M: 51-word transcript, multi-label mAP"),
-    "VGGSound": (GRID, "digit", "GRID s1 for VGGSound: spoken digit, accuracy"),
-    "SPC-1": (FSDD, "digit", "FSDD for Speech Commands v1: spoken digit, accuracy"),
-    "MSR-VTT": (GRID, None, "GRID s1 test clips for MSR-VTT"),
-    "YouCook": (GRID, None, "GRID s1 test clips for YouCook"),
-    "pretrain": (GRID, None, "GRID s1 train clips"),
+# public dataset -> {benchmark it stands in for: (label column, what the table says)}
+STAND_INS = {
+    "grid": {
+        "AS-20K": ("transcript", "GRID for AS-20K: 51-word transcript, multi-label mAP"),
+        "AS-2M": ("transcript", "GRID for AS-2M: 51-word transcript, multi-label mAP"),
+        "VGGSound": ("digit", "GRID for VGGSound: spoken digit, accuracy"),
+        "MSR-VTT": (None, "GRID test clips for MSR-VTT"),
+        "YouCook": (None, "GRID test clips for YouCook"),
+        "pretrain": (None, "GRID train clips"),
+    },
+    "fsdd": {"SPC-1": ("digit", "FSDD for Speech Commands v1: spoken digit, accuracy")},
 }
+# public dataset -> {benchmark of the paper that it is: label column}
+BENCHMARKS = {"audioset": {"AS-20K": "labels", "pretrain": None}, "vggsound": {"VGGSound": "labels"},
+              "esc50": {"ESC-50": "labels"}, "spc1": {"SPC-1": "labels"}, "msrvtt": {"MSR-VTT": None},
+              "youcook": {"YouCook": None}}
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,26 @@ class DataSource:
     is_benchmark: bool  # the paper's own dataset (only then can a number be compared with the paper's)
 
 
+def _public_source(benchmark: str, spec: str) -> DataSource | None:
+    """The public dataset ``spec`` (``name:DIR``) as ``benchmark``'s data, or None when it cannot stand in for it."""
+    name = spec.partition(":")[0]
+    if benchmark in BENCHMARKS.get(name, {}):
+        return DataSource(resolve_dataset(spec), BENCHMARKS[name][benchmark], f"{benchmark}: {spec}", True)
+    if benchmark in STAND_INS.get(name, {}):
+        labels, description = STAND_INS[name][benchmark]
+        return DataSource(resolve_dataset(spec), labels, description, False)
+    return None
+
+
 def resolve_source(benchmark: str, data: str, manifests: dict | None = None, label_column: str = "labels",
-                   synthetic_manifest: Path | None = None, shared_dir: Path = SHARED_DIR) -> DataSource | None:
+                   synthetic_manifest: Path | None = None) -> DataSource | None:
     """The data behind ``benchmark`` (see the module docstring); None when nothing can stand in for it."""
     given = (manifests or {}).get(benchmark)
+    if isinstance(given, str) and is_dataset_spec(given):
+        source = _public_source(benchmark, given)
+        if source is None:
+            raise ValueError(f"manifests[{benchmark!r}] = {given!r}: that dataset cannot stand in for {benchmark}")
+        return source
     if given is not None:
         given = {"manifest": given} if isinstance(given, (str, Path)) else dict(given)
         labels = given.get("label_column", None if benchmark in ("pretrain", "MSR-VTT", "YouCook") else "labels")
@@ -77,14 +100,8 @@ def resolve_source(benchmark: str, data: str, manifests: dict | None = None, lab
         if synthetic_manifest is None:
             raise ValueError("data='synthetic' needs the generated manifest (generate_synthetic_dataset)")
         return DataSource(Path(synthetic_manifest), "labels", f"synthetic clips for {benchmark}", False)
-    if data == "shared":
-        if benchmark not in STAND_INS:
-            return None
-        path, labels, description = STAND_INS[benchmark]
-        if not (shared_dir / path).is_file():
-            raise FileNotFoundError(f"data='shared' needs {shared_dir / path}; the shared folder sits beside the "
-                                    "repository, or pass data='synthetic' or your own manifests")
-        return DataSource(shared_dir / path, labels, description, False)
+    if is_dataset_spec(data):
+        return _public_source(benchmark, data)
     return DataSource(Path(data), label_column, f"{Path(data).name} for {benchmark}", False)
 
 

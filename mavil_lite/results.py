@@ -1,10 +1,10 @@
 """Reproduced numbers beside the paper's: one record per table, written as Markdown, LaTeX and JSON.
 
 Every reproduction notebook ends the same way: a list of *entries*, one per number of the paper's table
-(``table``, ``row``, ``benchmark``, ``modality`` as in `assets/paper_numbers.csv`), each holding the paper's
+(``table``, ``row``, ``benchmark``, ``modality`` as in the packaged `resources/paper_numbers.csv`), each holding the paper's
 value and, where we ran it, ours over several seeds together with what produced it: the dataset actually
 used, the scale, the wall time, the commit and a hash of the configuration. `write_tables` validates the
-record against `RESULTS_SCHEMA` and writes ``table.md``, ``table.tex`` and ``results.json``.
+record against `RESULTS_SCHEMA` (`resources/results_schema.json`) and writes ``table.md``, ``table.tex`` and ``results.json``.
 
 The status column says how far a difference can be read:
 
@@ -21,6 +21,7 @@ import hashlib
 import json
 import statistics
 import subprocess
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -33,65 +34,8 @@ STATUSES = ("scaled-down", "within noise", "below", "above", "1 seed", "paper on
 NOISE_STDS = 2.0
 METRIC_NAMES = {"accuracy": "acc"}  # the probe's names -> the paper's
 
-_number_or_null = {"type": ["number", "null"]}
-_ours = {
-    "type": "object",
-    "required": ["mean", "std", "values"],
-    "properties": {"mean": {"type": "number"}, "std": {"type": "number", "minimum": 0},
-                   "values": {"type": "array", "items": {"type": "number"}, "minItems": 1}},
-}
-_scale = {
-    "type": "object",
-    "required": ["preset", "model", "parameters_m", "epochs", "clips_seen", "devices"],
-    "properties": {"preset": {"type": "string"}, "model": {"type": "string"}, "parameters_m": {"type": "number"},
-                   "epochs": {"type": "integer"}, "clips_seen": {"type": "integer"}, "devices": {"type": "integer"}},
-}
-RESULTS_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "mavil-lite reproduction results",
-    "type": "object",
-    "required": ["schema", "table", "title", "seeds", "entries", "notes"],
-    "properties": {
-        "schema": {"const": SCHEMA_VERSION},
-        "table": {"enum": ["ablation", "av_classification", "audio_only", "retrieval"]},
-        "title": {"type": "string"},
-        "seeds": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
-        "notes": {"type": "array", "items": {"type": "string"}},
-        "ablation": {  # the ablation table's own detail: rows 0-5 fine-tuned and probed, diagnostics per seed
-            "type": "object",
-            "required": ["rows", "diagnostics"],
-            "properties": {
-                "rows": {"type": "array", "minItems": 6, "items": {
-                    "type": "object",
-                    "required": ["row", "method", "metric", *(f"{k}{s}" for k in ("audio", "video", "audio_probe",
-                                                                                 "video_probe") for s in ("", "_std"))],
-                    "properties": {"row": {"type": "integer", "minimum": 0, "maximum": 5}}}},
-                "diagnostics": {"type": "object", "minProperties": 1, "additionalProperties": {
-                    "type": "object", "minProperties": 1, "additionalProperties": {
-                        "type": "object", "properties": {
-                            "reconstruction": {"type": "object"}, "contrast": {"type": "object"},
-                            "retrieval": {"type": "object", "required": ["a2v", "v2a", "chance"]},
-                            "student_teacher": {"type": "object"}}}}},
-            },
-        },
-        "entries": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "required": ["row", "method", "benchmark", "modality", "metric", "paper", "ours", "delta", "status"],
-            "properties": {
-                "row": {"type": "integer"}, "method": {"type": "string"}, "benchmark": {"type": "string"},
-                "modality": {"type": "string"}, "metric": {"type": "string"}, "paper": _number_or_null,
-                "ours": {"oneOf": [{"type": "null"}, _ours]}, "delta": _number_or_null,
-                "status": {"enum": list(STATUSES)},
-            },
-            # a measured number carries its provenance; a paper-only row carries none
-            "if": {"properties": {"ours": {"type": "object"}}},
-            "then": {"required": ["dataset", "scale", "wall_s", "commit", "config_hash"],
-                     "properties": {"dataset": {"type": "string", "minLength": 1}, "scale": _scale,
-                                    "wall_s": {"type": "number", "minimum": 0}, "commit": {"type": "string"},
-                                    "config_hash": {"type": "string", "minLength": 8}}},
-        }},
-    },
-}
+# the JSON Schema of results.json ships inside the package, beside the paper's numbers
+RESULTS_SCHEMA = json.loads(resources.files("mavil_lite").joinpath("resources", "results_schema.json").read_text())
 
 
 def summarize(values: Iterable[float]) -> dict:
@@ -116,7 +60,7 @@ def status_of(paper: float | None, ours: dict | None, comparable: bool) -> str:
     return "below" if ours["mean"] < paper else "above"
 
 
-CODE_PATHS = ("mavil_lite", "reproduce/*.ipynb", "reproduce/recipes", "pyproject.toml")
+CODE_PATHS = ("mavil_lite", "reproduce/*.ipynb", "pyproject.toml")
 
 
 def git_commit(repo: str | Path | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The paper's numbers, read from `assets/paper_numbers.csv` (never hard-coded), and the ablation's ordering.
+"""The paper's numbers, read from the packaged `resources/paper_numbers.csv` (never hard-coded), and the ablation's ordering.
 
 The paper's ablation (AS-20K fine-tuning mAP after AS-2M pre-training, ViT-B) climbs row by row:
 A-MAE/V-MAE -> joint AV-MAE -> + inter-modal contrast -> + intra-modal contrast -> + stage-2 student-teacher.
@@ -10,9 +10,11 @@ can be compared is the ordering: whether each row improves on the one above (`ma
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+import io
+from importlib import resources
 
-PAPER_NUMBERS_CSV = Path(__file__).resolve().parents[1] / "assets" / "paper_numbers.csv"
+# package data: read through importlib.resources, so an installed wheel finds it as a source checkout does
+PAPER_NUMBERS_CSV = resources.files("mavil_lite").joinpath("resources", "paper_numbers.csv")
 
 ABLATION_ROWS = (1, 2, 3, 4, 5)
 MODALITY_COLUMNS = {"A": "audio", "V": "video"}
@@ -27,13 +29,8 @@ def load_paper_numbers(table: str | None = None) -> list[dict]:
     Returns:
         list of dicts with the csv's columns; 'row' as int and 'value' as float (percent).
     """
-    if not PAPER_NUMBERS_CSV.is_file():
-        raise FileNotFoundError(f"paper numbers not found at {PAPER_NUMBERS_CSV}")
-    with PAPER_NUMBERS_CSV.open(newline="") as csv_file:
-        records = [
-            {**record, "row": int(record["row"]), "value": float(record["value"])}
-            for record in csv.DictReader(csv_file)
-        ]
+    records = [{**record, "row": int(record["row"]), "value": float(record["value"])}
+               for record in csv.DictReader(io.StringIO(PAPER_NUMBERS_CSV.read_text()))]
     if table is None:
         return records
     selected = [record for record in records if record["table"] == table]

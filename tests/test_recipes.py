@@ -1,9 +1,10 @@
 """Every shipped recipe loads into valid configs; overrides and mistakes behave."""
 import pytest
 
-from mavil_lite.recipes import RECIPES_DIR, load_recipe
+from mavil_lite.cli import main
+from mavil_lite.recipes import load_recipe, recipe_names
 
-RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+RECIPES = recipe_names()
 
 
 def test_every_paper_experiment_has_a_recipe():
@@ -35,7 +36,7 @@ def test_overrides_and_errors(tmp_path):
     assert recipe.train_config().epochs == 2 and recipe.model_config().mask_ratio == 0.5
     with pytest.raises(ValueError, match="unknown train field"):
         load_recipe("grid_pretrain", ["train.epoch=2"])
-    with pytest.raises(FileNotFoundError, match="no such recipe"):
+    with pytest.raises(FileNotFoundError, match="no such recipe file, and not a packaged recipe .*grid_pretrain"):
         load_recipe("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: dance\nmodel: {}\ndata: {}\n")
@@ -61,3 +62,20 @@ def test_paper_recipe_runs_forward_and_backward_on_paper_sized_inputs():
     assert out["preds"]["audio"].shape == (2, 512, 256) and out["preds"]["video"].shape == (2, 784, 1536)
     out["loss"].backward()
     assert model.encoders["video"].blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_the_recipes_command_lists_every_packaged_recipe_with_its_purpose(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == RECIPES
+    assert any("AudioSet-20K fine-tuning" in line for line in lines if line.startswith("as20k_finetune"))
+
+
+def test_a_recipe_naming_a_public_dataset_imports_it_relative_to_the_working_directory(tmp_path, monkeypatch):
+    fsdd = tmp_path / "data" / "free-spoken-digit-dataset"
+    (fsdd / "recordings").mkdir(parents=True)
+    (fsdd / "manifest.csv").write_text("file,digit,split\nrecordings/0_george_0.wav,0,test\n")  # a kit-layout copy
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe("fsdd_linprobe").manifest().resolve() == (fsdd / "manifest.csv").resolve()
+    with pytest.raises(FileNotFoundError, match="elsewhere"):  # a relative folder is anchored at `base`
+        load_recipe("fsdd_linprobe").manifest(base=tmp_path / "elsewhere")
