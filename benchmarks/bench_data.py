@@ -35,11 +35,11 @@ import decord
 import numpy as np
 import torch
 
-from mavil_lite.cache import DEFAULT_FRAME_FORMAT, prepare_cache, preset_spec
-from mavil_lite.cache_reader import CacheReader
-from mavil_lite.clip_check import check_clip
-from mavil_lite.dataset import single_torch_thread, worker_pool
-from mavil_lite.media import frame_timing, normalize_fbank, pad_or_crop, window_times
+from mavil_lite.data.cache import DEFAULT_FRAME_FORMAT, prepare_cache, preset_spec
+from mavil_lite.data.cache_reader import CacheReader
+from mavil_lite.data.clip_check import check_clip
+from mavil_lite.data.dataset import single_torch_thread, worker_pool
+from mavil_lite.data.media import frame_timing, normalize_fbank, pad_or_crop, window_times
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO.parent / "shared" / "data" / "grid_s1"

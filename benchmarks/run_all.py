@@ -18,10 +18,10 @@ f. extras:   what the intra-modal second view and the stage-2 teacher pass add t
 g. data:     the share of a step spent waiting for data when training from the kit's cache on this machine.
 h. gpu:      paper preset in bf16 at batch 64 on a GPU (clips/s, MFU against the measured bf16 peak, memory).
 
-A step is what :func:`mavil_lite.engine.train` does per optimiser step, without logging: ``zero_grad``,
+A step is what :func:`mavil_lite.train.engine.train` does per optimiser step, without logging: ``zero_grad``,
 forward (under bf16 autocast when asked), backward and the AdamW update, on random inputs of the preset's shape;
-the stage-2 teacher is frozen and runs without gradients, as in :func:`mavil_lite.pretrain.pretrain`. FLOPs are
-the analytic count of :mod:`mavil_lite.flops` (matmuls only, optimiser not counted), so MFU is slightly
+the stage-2 teacher is frozen and runs without gradients, as in :func:`mavil_lite.train.pretrain.pretrain`. FLOPs are
+the analytic count of :mod:`mavil_lite.model.flops` (matmuls only, optimiser not counted), so MFU is slightly
 conservative. Each time is the median of ``--repeats`` runs after ``--warmup`` untimed ones; base-size steps,
 which take seconds each on a CPU, are capped at 2 repeats there. On a CPU the batches are smaller than the presets'
 (GPU-sized) batches: smoke 16, cpu 32, gpu 8, paper 2.
@@ -51,15 +51,15 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from bench_data import machine as data_bench_machine
-from mavil_lite.ablation import ablation_runs
-from mavil_lite.cache import PREPARE_PRESETS
-from mavil_lite.dataset import ClipTensors
-from mavil_lite.engine import make_optimizer, weight_decay_groups
-from mavil_lite.flops import forward_flops, num_patches, step_flops
-from mavil_lite.masking import num_visible
-from mavil_lite.media import frames_to_tensor
-from mavil_lite.model import MAViL, MAViLConfig
-from mavil_lite.presets import PRESETS, get_preset
+from mavil_lite.experiments.ablation import ablation_runs
+from mavil_lite.data.cache import PREPARE_PRESETS
+from mavil_lite.data.dataset import ClipTensors
+from mavil_lite.train.engine import make_optimizer, weight_decay_groups
+from mavil_lite.model.flops import forward_flops, num_patches, step_flops
+from mavil_lite.model.masking import num_visible
+from mavil_lite.data.media import frames_to_tensor
+from mavil_lite.model.mavil import MAViL, MAViLConfig
+from mavil_lite.experiments.presets import PRESETS, get_preset
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

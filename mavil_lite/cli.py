@@ -21,13 +21,20 @@ import json
 import os
 import sys
 
-from .audio_stats import dataset_statistics, write_statistics
-from .cache import PREPARE_PRESETS, prepare_cache
+from .data.audio_stats import dataset_statistics, write_statistics
+from .data.cache import PREPARE_PRESETS, prepare_cache
+from .data.containers import BadClipError
+from .data.importers import import_audioset, import_vggsound
 from .distributed import init_distributed
-from .experiments import load_classifier, load_clips, run_finetune, run_pretrain, run_retrieval, score_classifier
-from .importers import import_audioset, import_vggsound
-from .recipes import load_recipe, recipe_names, recipe_summary
-from .streams import BadClipError
+from .train.recipes import load_recipe, recipe_names, recipe_summary
+from .train.runners import (
+    load_classifier,
+    load_clips,
+    run_finetune,
+    run_pretrain,
+    run_retrieval,
+    score_classifier,
+)
 
 MODALITY_CHOICES = {"auto": None, "both": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
 DEFAULT_WORKERS = os.cpu_count() or 1

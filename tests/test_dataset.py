@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mavil_lite.dataset import ClipTensors, assign_splits, decode_manifest, read_manifest
-from mavil_lite.media import FeatureSpec, frames_to_tensor, load_frames
-from mavil_lite.synthetic import generate_synthetic_dataset
+from mavil_lite.data.dataset import ClipTensors, assign_splits, decode_manifest, read_manifest
+from mavil_lite.data.media import FeatureSpec, frames_to_tensor, load_frames
+from mavil_lite.data.synthetic import generate_synthetic_dataset
 
 SMALL = FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64)
 GRID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid_s1"

@@ -10,12 +10,12 @@ import yaml
 from sklearn.metrics import average_precision_score, top_k_accuracy_score
 from sklearn.metrics.pairwise import cosine_similarity
 
-from mavil_lite.experiments import (load_classifier, load_clips, load_model, run_finetune, run_pretrain,
+from mavil_lite.train.runners import (load_classifier, load_clips, load_model, run_finetune, run_pretrain,
                                     run_retrieval, score_classifier)
-from mavil_lite.finetune import predict
-from mavil_lite.probe import embed_dataset
-from mavil_lite.recipes import load_recipe
-from mavil_lite.synthetic import generate_synthetic_dataset
+from mavil_lite.train.finetune import predict
+from mavil_lite.evaluate.linear_probe import embed_dataset
+from mavil_lite.train.recipes import load_recipe
+from mavil_lite.data.synthetic import generate_synthetic_dataset
 
 SMALL_TRAIN = {"epochs": 1, "batch_size": 8, "base_lr": 0.01, "warmup_epochs": 0}
 
@@ -100,7 +100,7 @@ def test_evaluate_device_auto_means_the_gpu_when_there_is_one(monkeypatch, cuda,
 
 
 def test_a_recipe_trains_from_a_prepared_cache(recipe_files, capsys):
-    from mavil_lite.cache import prepare_cache
+    from mavil_lite.data.cache import prepare_cache
     from mavil_lite.cli import main
 
     root, files = recipe_files
@@ -137,8 +137,8 @@ def test_an_audio_only_dataset_pre_trains_an_audio_model(recipe_files, tmp_path)
 def test_the_chain_reuses_checkpoints_that_torchrun_launches_wrote(recipe_files, tmp_path):
     """pretrain.ipynb's paper-scale launches write checkpoints/<run>/checkpoint.pt; the table notebooks load those."""
     from mavil_lite.cli import build_parser
-    from mavil_lite.presets import get_preset
-    from mavil_lite.reproduction import pretrain_chain, torchrun_commands
+    from mavil_lite.experiments.presets import get_preset
+    from mavil_lite.experiments.reproduction import pretrain_chain, torchrun_commands
 
     _, files = recipe_files
     preset = get_preset("smoke")

@@ -2,7 +2,7 @@
 import ipywidgets
 import pytest
 
-from mavil_lite.explore import explore
+from mavil_lite.teach.explore import explore
 
 
 def test_nothing_runs_until_a_control_changes_then_every_value_is_passed():

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mavil_lite.engine import TrainConfig
-from mavil_lite.finetune import (FinetuneConfig, MAViLClassifier, balanced_sample_weights, classifier_param_groups,
+from mavil_lite.train.engine import TrainConfig
+from mavil_lite.train.finetune import (FinetuneConfig, MAViLClassifier, balanced_sample_weights, classifier_param_groups,
                                  finetune, predict, spec_augment)
-from mavil_lite.metrics import accuracy
+from mavil_lite.evaluate.metrics import accuracy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_run import clips, model  # noqa: E402
@@ -116,9 +116,9 @@ def test_mixup_mixes_the_waveforms_then_computes_the_fbank(tmp_path):
     import numpy as np
     import scipy.io.wavfile
 
-    from mavil_lite.dataset import decode_manifest
-    from mavil_lite.finetune import mix_audio
-    from mavil_lite.media import FeatureSpec, load_waveform, normalize_fbank, waveform_to_fbank, window_samples
+    from mavil_lite.data.dataset import decode_manifest
+    from mavil_lite.train.finetune import mix_audio
+    from mavil_lite.data.media import FeatureSpec, load_waveform, normalize_fbank, waveform_to_fbank, window_samples
 
     rng = np.random.default_rng(0)
     seconds = {"a.wav": 1.0, "b.wav": 2.5, "c.wav": 6.0}  # shorter and longer than the 3.84 s window
@@ -232,7 +232,7 @@ def test_two_gloo_processes_fine_tune_every_head_like_one_process(tmp_path):
 @pytest.mark.parametrize("modality, held", [("audio", ("encoders.audio.",)), ("video", ("encoders.video.",)),
                                             ("av", ("encoders.audio.", "encoders.video.", "fusion."))])
 def test_a_classifier_holds_only_what_its_head_reads_and_its_checkpoint_loads_back(tmp_path, modality, held):
-    from mavil_lite.experiments import load_classifier, load_model
+    from mavil_lite.train.runners import load_classifier, load_model
 
     backbone = model()
     whole = set(backbone.state_dict())
@@ -294,7 +294,7 @@ def test_weight_decay_spares_tokens_position_tables_norms_and_biases_when_fine_t
 
 
 def test_weight_decay_spares_tokens_position_tables_norms_and_biases_when_pre_training():
-    from mavil_lite.engine import weight_decay_groups
+    from mavil_lite.train.engine import weight_decay_groups
 
     backbone = model()
     decay = _weight_decay_by_name(backbone, weight_decay_groups(backbone, 0.05))
@@ -318,7 +318,7 @@ def test_the_logged_lr_is_the_heads_under_layer_decay(tmp_path):
 def test_loss_and_score_refuse_targets_on_which_the_old_multi_label_rules_disagreed():
     """A row of [0.5, 0.5] sums to 1 (single-label for the loss and the score) but has two positives (multi-label
     for the probe); targets must be multi-hot, and every caller now decides by `metrics.is_multilabel`."""
-    from mavil_lite.experiments import score_classifier
+    from mavil_lite.train.runners import score_classifier
 
     data = labelled(16)
     data.targets[0] = 0.5
@@ -335,11 +335,11 @@ def test_silent_clips_streamed_from_media_files_add_nothing_to_an_audio_heads_lo
     step's loss is still the mean over the clips with sound alone, and the silent clips' labels change no weight."""
     import torch.nn.functional as F
 
-    from mavil_lite.cache import preset_spec
+    from mavil_lite.data.cache import preset_spec
     from mavil_lite.distributed import DistributedContext
-    from mavil_lite.engine import micro_batches
-    from mavil_lite.model import create_model
-    from mavil_lite.streaming import stream_files
+    from mavil_lite.train.engine import micro_batches
+    from mavil_lite.model.mavil import create_model
+    from mavil_lite.data.streaming import stream_files
     from media_files import numbered_frames, tone, write_media
 
     write_media(tmp_path / "loud.mp4", numbered_frames(16), 8, [tone(1000, 2.0)])  # the first clip: audio and video

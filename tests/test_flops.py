@@ -1,4 +1,4 @@
-"""The analytic FLOP count (mavil_lite.flops) against torch's FlopCounterMode on the tiny model.
+"""The analytic FLOP count (mavil_lite.model.flops) against torch's FlopCounterMode on the tiny model.
 
 FlopCounterMode has no formula for the CPU flash-attention kernel (it counts it as zero), so the model runs
 with the math attention backend here, whose matmuls it counts one by one.
@@ -9,8 +9,8 @@ from timm.models.vision_transformer import Block
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from mavil_lite.flops import block_flops, forward_flops, step_flops
-from mavil_lite.model import MAViL, model_config
+from mavil_lite.model.flops import block_flops, forward_flops, step_flops
+from mavil_lite.model.mavil import MAViL, model_config
 
 BOTH = dict(inter_contrast_weight=0.01, intra_contrast_weight=0.01)
 TOLERANCE = 0.01  # the counts should agree to the FLOP; 1% leaves room for an extra small product upstream

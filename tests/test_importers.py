@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from mavil_lite.cli import main
-from mavil_lite.dataset import read_manifest
-from mavil_lite.importers import import_audioset, import_vggsound, label_token
+from mavil_lite.data.dataset import read_manifest
+from mavil_lite.data.importers import import_audioset, import_vggsound, label_token
 
 SEGMENTS = """# Segments csv created Sun Mar  5 10:54:31 2017
 # num_ytids=4, num_segs=4, num_unique_labels=3, num_positive_labels=5

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mavil_lite import from_public_mavil
-from mavil_lite.interop import public_to_ours
-from mavil_lite.model import create_model
+from mavil_lite.model.interop import public_to_ours
+from mavil_lite.model.mavil import create_model
 
 
 def load_golden(shared_dir):
@@ -79,7 +79,7 @@ def test_errors_name_the_offending_keys(shared_dir):
 
 
 def test_a_kit_model_exported_to_the_public_format_loads_back_unchanged():
-    from mavil_lite.interop import ours_to_public, to_public_state_dict
+    from mavil_lite.model.interop import ours_to_public, to_public_state_dict
 
     torch.manual_seed(0)
     model = create_model("tiny", audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=2, video_depth=1,
@@ -98,7 +98,7 @@ def test_a_kit_model_exported_to_the_public_format_loads_back_unchanged():
 
 
 def test_the_base_model_exports_exactly_the_public_keys(shared_dir):
-    from mavil_lite.interop import to_public_state_dict
+    from mavil_lite.model.interop import to_public_state_dict
 
     public = read_tsv(shared_dir / "reference" / "public_checkpoint_keys" / "mavil_base_pretrained.tsv")
     model = create_model("base", fusion_depth=2, with_decoders=False)

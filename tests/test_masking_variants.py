@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from mavil_lite.masking import (mask_to_pixels, masking_from_noise, nearest_visible_fill, num_visible, random_masking,
+from mavil_lite.model.masking import (mask_to_pixels, masking_from_noise, nearest_visible_fill, num_visible, random_masking,
                                 time_frequency_masking, tube_masking)
-from mavil_lite.model import create_model
+from mavil_lite.model.mavil import create_model
 
 
 def test_masking_from_noise_keeps_the_lowest_noise_and_matches_random_masking():
@@ -67,7 +67,7 @@ def test_nearest_visible_fill_copies_the_nearest_visible_patch():
 
 
 def test_nearest_visible_distance_counts_patches_to_the_nearest_visible_one():
-    from mavil_lite.masking import nearest_visible_distance
+    from mavil_lite.model.masking import nearest_visible_distance
 
     mask = torch.tensor([[0.0, 1.0, 1.0, 1.0, 0.0]])
     assert nearest_visible_distance(mask, (1, 5)).tolist() == [[0.0, 1.0, 2.0, 1.0, 0.0]]

@@ -10,10 +10,10 @@ import torch
 import torchaudio
 
 import media_files
-from mavil_lite.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec, FrameTiming,
+from mavil_lite.data.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec, FrameTiming,
                               frames_to_tensor, load_frames, load_waveform, normalize_fbank, waveform_to_fbank,
                               window_times)
-from mavil_lite.synthetic import write_mp4
+from mavil_lite.data.synthetic import write_mp4
 
 SMALL = FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64)
 GRID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid_s1"
@@ -165,7 +165,7 @@ def test_a_real_grid_clip_decodes_to_the_paper_shapes():
 
 
 def test_tensor_to_frames_inverts_frames_to_tensor():
-    from mavil_lite.media import tensor_to_frames
+    from mavil_lite.data.media import tensor_to_frames
 
     frames = torch.randint(0, 256, (2, 4, 8, 8, 3), dtype=torch.uint8)
     assert torch.equal(tensor_to_frames(frames_to_tensor(frames)), frames)
@@ -176,7 +176,7 @@ def test_tensor_to_frames_inverts_frames_to_tensor():
 
 
 def test_sampled_frame_times_are_the_loaded_frames_times(clip):
-    from mavil_lite.media import sampled_frame_times
+    from mavil_lite.data.media import sampled_frame_times
 
     spec = FeatureSpec(video_frames=4, video_fps=4.0, frame_size=64)  # 0, 0.25, 0.5, 0.75 s of an 8 fps clip
     times = sampled_frame_times(clip, spec)
@@ -187,8 +187,8 @@ def test_sampled_frame_times_are_the_loaded_frames_times(clip):
 
 
 def test_fbank_statistics_of_files_ignore_padding(clip):
-    from mavil_lite.audio_stats import dataset_statistics
-    from mavil_lite.media import kaldi_fbank
+    from mavil_lite.data.audio_stats import dataset_statistics
+    from mavil_lite.data.media import kaldi_fbank
 
     long_window = FeatureSpec(audio_frames=1024, mel_bins=64)  # 10.24 s: the 2 s clip would be mostly padding
     statistics = dataset_statistics([clip, clip], long_window, progress=False)
@@ -262,7 +262,7 @@ def failing(message):
 @pytest.mark.parametrize("failure", ["cannot open", "cannot seek"])
 def test_pyav_reads_what_decord_would_where_decord_fails(tmp_path, monkeypatch, failure):
     """The fallback decodes the same frames, at the same times, scaled the same way: equal to the last bit."""
-    from mavil_lite.media import open_video, sampled_frame_times
+    from mavil_lite.data.media import open_video, sampled_frame_times
 
     path = media_files.write_media(tmp_path / "clip.mp4", textured_frames(32), 8, None)  # H.264 with B-frames
     starts = (0.0, 0.6, 3.5)  # the last wraps around the 4 s clip
@@ -299,7 +299,7 @@ def write_decord_unreadable(folder: Path, kind: str, frames: np.ndarray) -> Path
     ("vp9_without_duration", "Failed to measure duration/frame-count due to broken metadata"),
 ])
 def test_clips_decord_cannot_open_decode_through_pyav_like_an_h264_copy(tmp_path, kind, decord_error):
-    from mavil_lite.clip_check import check_clip
+    from mavil_lite.data.clip_check import check_clip
 
     frames = textured_frames(32)  # 4 s at 8 fps
     path = write_decord_unreadable(tmp_path, kind, frames)

@@ -1,11 +1,11 @@
-"""Tests for mavil_lite.metrics: mAP, accuracy and retrieval on hand-computed and random cases."""
+"""Tests for mavil_lite.evaluate.metrics: mAP, accuracy and retrieval on hand-computed and random cases."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from mavil_lite.metrics import (
+from mavil_lite.evaluate.metrics import (
     accuracy,
     audio_video_retrieval,
     is_multilabel,
@@ -121,7 +121,7 @@ def test_is_multilabel_counts_positives_per_row():
 def test_is_multilabel_is_the_one_rule_and_refuses_soft_targets():
     """[0.5, 0.5] sums to 1 (the old fine-tuning and scoring rule: single-label) but has two positives (the old
     probe rule: multi-label); such targets are refused wherever the rule is asked."""
-    from mavil_lite import probe
+    from mavil_lite.evaluate import linear_probe as probe
 
     assert probe.is_multilabel is is_multilabel
     with pytest.raises(ValueError, match="multi-hot"):

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from mavil_lite.encoder import sincos_pos_embed
-from mavil_lite.masking import num_visible, random_masking
-from mavil_lite.model import MAViLConfig, create_model, model_config
+from mavil_lite.model.encoder import sincos_pos_embed
+from mavil_lite.model.masking import num_visible, random_masking
+from mavil_lite.model.mavil import MAViLConfig, create_model, model_config
 
 # Smaller than "tiny" so each test runs in well under a second.
 MINI = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,
@@ -97,7 +97,7 @@ def test_reconstruction_ignores_visible_patches():
     mask = out["mask"]["audio"]  # (B, N)
     # Change the audio input only inside visible patches: targets change there, the loss must not
     # (the encoder input changes too, so compare the loss function directly on fixed predictions).
-    from mavil_lite.losses import masked_reconstruction_loss
+    from mavil_lite.model.losses import masked_reconstruction_loss
     target = model.patchify("audio", audio)
     changed = target + 5.0 * (1 - mask).unsqueeze(-1)
     pred = out["preds"]["audio"].detach()
@@ -152,7 +152,7 @@ def test_model_sizes_and_config_validation():
 
 
 def test_token_grid_counts_the_papers_tokens():
-    from mavil_lite.encoder import token_grid
+    from mavil_lite.model.encoder import token_grid
 
     assert token_grid((1024, 128), (16, 16)) == (64, 8)
     assert token_grid((8, 224, 224), (2, 16, 16)) == (4, 14, 14)
@@ -161,7 +161,7 @@ def test_token_grid_counts_the_papers_tokens():
 
 
 def test_a_clip_left_out_of_a_contrast_is_as_if_it_were_not_in_the_batch():
-    from mavil_lite.losses import info_nce
+    from mavil_lite.model.losses import info_nce
 
     g = torch.Generator().manual_seed(0)
     query, key = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
@@ -172,7 +172,7 @@ def test_a_clip_left_out_of_a_contrast_is_as_if_it_were_not_in_the_batch():
 
 
 def test_reconstruction_leaves_out_clips_without_the_modality():
-    from mavil_lite.losses import masked_reconstruction_loss
+    from mavil_lite.model.losses import masked_reconstruction_loss
 
     g = torch.Generator().manual_seed(0)
     pred, target = torch.randn(4, 10, 3, generator=g), torch.randn(4, 10, 3, generator=g)
@@ -208,7 +208,7 @@ def test_a_teacher_given_to_a_model_that_reconstructs_pixels_is_refused():
 
 @pytest.mark.parametrize("valid", [None, torch.tensor([True, False] * 32)])
 def test_contrast_logits_are_float32_under_bf16_autocast(monkeypatch, valid):
-    from mavil_lite import losses
+    from mavil_lite.model import losses
 
     g = torch.Generator().manual_seed(0)
     query = torch.randn(64, 32, generator=g)

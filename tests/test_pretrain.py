@@ -15,8 +15,8 @@ import torch
 import torch.multiprocessing as mp
 
 from mavil_lite.distributed import init_distributed
-from mavil_lite.engine import TrainConfig, load_checkpoint
-from mavil_lite.pretrain import pretrain
+from mavil_lite.train.engine import TrainConfig, load_checkpoint
+from mavil_lite.train.pretrain import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_run import CONFIG, LONG, clips, model  # noqa: E402
@@ -141,7 +141,7 @@ def test_metrics_log_is_json_lines(tmp_path):
 
 
 def test_stage2_with_targets_computed_once_trains_like_running_the_teacher_every_step():
-    from mavil_lite.pretrain import all_teacher_targets, teacher_target_bytes
+    from mavil_lite.train.pretrain import all_teacher_targets, teacher_target_bytes
 
     teacher = model()
     pretrain(teacher, clips(), CONFIG, progress=False)

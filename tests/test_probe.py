@@ -1,10 +1,10 @@
-"""Tests for mavil_lite.probe: the linear probe separates what is separable and nothing else."""
+"""Tests for mavil_lite.evaluate.linear_probe: the linear probe separates what is separable and nothing else."""
 
 import numpy as np
 import pytest
 import torch
 
-from mavil_lite.probe import embed_clips, is_multilabel, linear_probe
+from mavil_lite.evaluate.linear_probe import embed_clips, is_multilabel, linear_probe
 
 NUM_FEATURES = 16
 
@@ -106,7 +106,7 @@ def test_embed_clips_rejects_bad_embed_fn_and_empty_data():
 
 
 def test_probe_returns_test_scores_that_reproduce_its_metric():
-    from mavil_lite.metrics import accuracy, mean_average_precision
+    from mavil_lite.evaluate.metrics import accuracy, mean_average_precision
 
     train_x, train_y = gaussian_clusters(30, 3, seed=1)
     test_x, test_y = gaussian_clusters(10, 3, seed=2)
@@ -121,9 +121,9 @@ def test_probe_returns_test_scores_that_reproduce_its_metric():
 
 
 def test_embed_dataset_kinds_have_the_heads_widths():
-    from mavil_lite.dataset import ClipTensors
-    from mavil_lite.model import create_model
-    from mavil_lite.probe import embed_dataset
+    from mavil_lite.data.dataset import ClipTensors
+    from mavil_lite.model.mavil import create_model
+    from mavil_lite.evaluate.linear_probe import embed_dataset
 
     torch.manual_seed(0)
     sizes = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mavil_lite.dataset import decode_manifest, read_manifest
-from mavil_lite.media import FeatureSpec
-from mavil_lite.public_datasets import PUBLIC_DATASETS, import_audioset_folder, import_esc50, import_fsdd, \
+from mavil_lite.data.dataset import decode_manifest, read_manifest
+from mavil_lite.data.media import FeatureSpec
+from mavil_lite.data.public_datasets import PUBLIC_DATASETS, import_audioset_folder, import_esc50, import_fsdd, \
     import_grid, import_msrvtt, import_speech_commands, import_vggsound_folder, import_youcook, is_dataset_spec, \
     resolve_dataset
 from media_files import tone, write_media

@@ -2,7 +2,7 @@
 import pytest
 
 from mavil_lite.cli import main
-from mavil_lite.recipes import load_recipe, recipe_names
+from mavil_lite.train.recipes import load_recipe, recipe_names
 
 RECIPES = recipe_names()
 
@@ -47,7 +47,7 @@ def test_overrides_and_errors(tmp_path):
 def test_paper_recipe_runs_forward_and_backward_on_paper_sized_inputs():
     import torch
 
-    from mavil_lite.model import MAViL
+    from mavil_lite.model.mavil import MAViL
 
     recipe = load_recipe("as2m_pretrain")
     torch.manual_seed(0)

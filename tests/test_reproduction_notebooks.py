@@ -12,8 +12,8 @@ import nbformat
 import papermill
 import pytest
 
-from mavil_lite.results import RESULTS_SCHEMA
-from mavil_lite.tables import load_paper_numbers
+from mavil_lite.experiments.results import RESULTS_SCHEMA
+from mavil_lite.experiments.paper_numbers import load_paper_numbers
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = {"table_audio_only": "audio_only", "table_retrieval": "retrieval", "table_av_classification": "av_classification"}

@@ -4,7 +4,7 @@ import json
 import jsonschema
 import pytest
 
-from mavil_lite.results import RESULTS_SCHEMA, config_hash, git_commit, measured, status_of, summarize, table_entries, write_tables
+from mavil_lite.experiments.results import RESULTS_SCHEMA, config_hash, git_commit, measured, status_of, summarize, table_entries, write_tables
 
 SCALE = {"preset": "smoke", "model": "tiny", "parameters_m": 5.2, "epochs": 1, "clips_seen": 32, "devices": 1}
 
@@ -43,7 +43,7 @@ def test_importing_the_module_runs_no_git():
              "calls = []\n"
              "real_run = subprocess.run\n"
              "subprocess.run = lambda command, *a, **k: calls.append(command[0]) or real_run(command, *a, **k)\n"
-             "import mavil_lite.results as results\n"
+             "import mavil_lite.experiments.results as results\n"
              "print(calls.count('git'))\n"
              "results.measured([1.0], dataset='d', scale={}, wall_s=0.0, config={})\n"
              "print(calls.count('git'))\n")

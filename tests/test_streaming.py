@@ -8,17 +8,17 @@ import pytest
 import torch
 import yaml
 
-from mavil_lite.cache import prepare_cache, preset_spec
-from mavil_lite.cache_reader import load_cache
+from mavil_lite.data.cache import prepare_cache, preset_spec
+from mavil_lite.data.cache_reader import load_cache
 from mavil_lite.distributed import DistributedContext
-from mavil_lite.engine import Step, TrainConfig, micro_batches
-from mavil_lite.experiments import load_clips, run_finetune, run_pretrain
-from mavil_lite.media import frames_to_tensor
-from mavil_lite.model import create_model
-from mavil_lite.pretrain import pretrain, pretrain_step_fn
-from mavil_lite.recipes import load_recipe
-from mavil_lite.streaming import StreamedClips, stream_cache, stream_files
-from mavil_lite.synthetic import generate_synthetic_dataset
+from mavil_lite.train.engine import Step, TrainConfig, micro_batches
+from mavil_lite.train.runners import load_clips, run_finetune, run_pretrain
+from mavil_lite.data.media import frames_to_tensor
+from mavil_lite.model.mavil import create_model
+from mavil_lite.train.pretrain import pretrain, pretrain_step_fn
+from mavil_lite.train.recipes import load_recipe
+from mavil_lite.data.streaming import StreamedClips, stream_cache, stream_files
+from mavil_lite.data.synthetic import generate_synthetic_dataset
 from media_files import frame_numbers, numbered_frames, tone, write_media, write_wav
 
 TINY = preset_spec("tiny")

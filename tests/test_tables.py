@@ -1,12 +1,12 @@
-"""Tests for mavil_lite.tables: paper numbers come from the csv, the ablation ordering is computed."""
+"""Tests for mavil_lite.experiments.paper_numbers: paper numbers come from the csv, the ablation ordering is computed."""
 
 import csv
 import statistics
 
 import pytest
 
-from mavil_lite.ablation_report import compare, floor_verdicts, ordering_sentence, scores_markdown
-from mavil_lite.tables import PAPER_NUMBERS_CSV, load_paper_numbers, paper_ablation
+from mavil_lite.experiments.ablation_report import compare, floor_verdicts, ordering_sentence, scores_markdown
+from mavil_lite.experiments.paper_numbers import PAPER_NUMBERS_CSV, load_paper_numbers, paper_ablation
 
 
 def csv_ablation_values() -> dict[tuple[int, str], float]:

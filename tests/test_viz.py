@@ -4,7 +4,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from mavil_lite import viz
+from mavil_lite.teach import viz
 
 T, F = 96, 32
 FRAMES = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)

@@ -1,6 +1,7 @@
 """The kit as a user installs it: a wheel built from this checkout, installed into a fresh virtual environment
 and run from a folder outside the clone, finds everything it reads at run time inside itself."""
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mavil_lite.synthetic import generate_synthetic_dataset
+from mavil_lite.data.synthetic import generate_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,8 +26,13 @@ def run(*command, cwd: Path) -> str:
 def installed(tmp_path_factory):
     """(the fresh environment's python, a folder outside the clone)."""
     root = tmp_path_factory.mktemp("wheel")
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", root / "dist", REPO,
-        cwd=root)
+    # built from a copy of what the wheel is made of, so no stale build/ folder of the checkout can slip into it
+    source = root / "source"
+    shutil.copytree(REPO / "mavil_lite", source / "mavil_lite", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", root / "dist",
+        source, cwd=root)
     wheel = next((root / "dist").glob("mavil_lite-*.whl"))
     venv.create(root / "env", with_pip=True)
     python = root / "env" / "bin" / "python"

@@ -1,0 +1,138 @@
+"""Did a pre-training run learn at all? Each mechanism measured against its trivial level, on held-out clips.
+
+A downstream score alone cannot tell "this run did not learn" from "this run learned, but what it learned does
+not help the probe". So every row of the ablation also reports what its own objective reached:
+
+- :func:`reconstruction_error`: the hidden-patch error of the model against the **mean predictor** (the
+  per-position mean target of the clips scored), which is what a model that learned nothing about the clip
+  would reach. With per-patch normalised targets the mean predictor scores a little under 1.0.
+- :func:`retrieval_diagnostics`: audio->video and video->audio R@1 and median rank among the clips, with their
+  chance levels, and the label-level view: the fraction of each query's top-5 neighbours that share a label with
+  it, against the fraction of all candidates that do (`label_precision_at_k`).
+- :func:`fused_feature_gap`: for stage 2, how far the student's fused tokens are from its teacher's, against how
+  much the teacher's tokens differ between clips.
+
+Contrastive accuracy and InfoNCE against ln(batch) come from training itself (``inter_top1`` and ``inter`` in
+a run's history; see :meth:`mavil_lite.model.mavil.MAViL.forward_loss`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..model.losses import normalize_patches
+from .linear_probe import embed_dataset
+from .metrics import audio_video_retrieval, to_numpy
+
+
+def _eval_batches(clips, batch_size: int):
+    """``(index, audio, video)`` batches over every clip that has both modalities, in order."""
+    usable = torch.nonzero(clips.has_audio & clips.has_video).flatten()
+    for index in usable.split(batch_size):
+        audio, video, _ = clips.batch(index)
+        yield index, audio, video
+
+
+@torch.no_grad()
+def reconstruction_error(model, clips, teacher=None, batch_size: int = 64, seed: int = 0,
+                         device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
+    """Hidden-patch MSE of ``model`` on ``clips`` against the mean predictor, per modality.
+
+    The masks are drawn from ``seed`` (the same for every model scored with it). Stage-2 models
+    (``target="teacher"``) are scored against ``teacher``'s fused targets, stage-1 models against their pixel
+    targets (per-patch normalised when the model trains that way). Returns ``{modality: {"model": mse,
+    "mean_predictor": mse, "ratio": model / mean_predictor}}``: a ratio near 1 means nothing was learned.
+    """
+    config = model.config
+    stage2 = config.target == "teacher"
+    if stage2 and teacher is None:
+        raise ValueError("a stage-2 model is scored against its teacher's targets: pass teacher=")
+    model.to(device).eval()
+    if stage2:
+        teacher.to(device).eval()
+    generator = torch.Generator().manual_seed(seed)
+    errors, targets_all, masks_all = {m: [] for m in model.modalities}, {m: [] for m in model.modalities}, \
+        {m: [] for m in model.modalities}
+    for _, audio, video in _eval_batches(clips, batch_size):
+        inputs = {"audio": audio.to(device), "video": video.to(device)}
+        noise = {m: n.to(device) for m, n in model.mask_noise(len(audio), generator).items()}
+        targets = teacher.fused_targets(**inputs) if stage2 else None
+        out = model(**inputs, noise=noise, targets=targets)
+        for m in model.modalities:
+            target = targets[m] if stage2 else model.patchify(m, inputs[m])  # (B, N, P)
+            if config.norm_pix_loss and not stage2:
+                target = normalize_patches(target)
+            errors[m].append(((out["preds"][m] - target).pow(2).mean(dim=-1) * out["mask"][m]).sum().item())
+            targets_all[m].append(target.float().cpu())
+            masks_all[m].append(out["mask"][m].float().cpu())
+    result = {}
+    for m in model.modalities:
+        target, mask = torch.cat(targets_all[m]), torch.cat(masks_all[m])  # (N_clips, N, P), (N_clips, N)
+        mean_target = target.mean(dim=0, keepdim=True)  # (1, N, P): the per-position mean over the clips
+        mean_error = ((target - mean_target).pow(2).mean(dim=-1) * mask).sum().item()
+        hidden = mask.sum().item()
+        model_mse, mean_mse = sum(errors[m]) / hidden, mean_error / hidden
+        result[m] = {"model": model_mse, "mean_predictor": mean_mse, "ratio": model_mse / mean_mse}
+    return result
+
+
+def label_precision_at_k(query_emb, gallery_emb, targets, k: int = 5) -> dict[str, float]:
+    """The fraction of each query's ``k`` nearest gallery items (cosine) that share a label with the query.
+
+    query_emb, gallery_emb: ``(N, D)``, row i of both is clip i; targets ``(N, C)`` multi-hot or ``(N,)`` class
+    indices. ``chance`` is the same fraction over the whole gallery: what a random ranking gives on average.
+    """
+    query, gallery = to_numpy(query_emb, "query_emb"), to_numpy(gallery_emb, "gallery_emb")
+    labels = to_numpy(targets, "targets")
+    if labels.ndim == 1:
+        labels = np.eye(int(labels.max()) + 1)[labels.astype(np.int64)]  # (N,) -> (N, C) one-hot
+    shares = (labels @ labels.T) > 0  # (N, N): clip i and clip j have a label in common
+    query = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+    gallery = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    k = min(k, len(gallery))
+    nearest = np.argsort(-(query @ gallery.T), axis=1, kind="stable")[:, :k]  # (N, k)
+    return {f"P@{k}": float(np.take_along_axis(shares, nearest, axis=1).mean()), "chance": float(shares.mean()), "k": k}
+
+
+def retrieval_diagnostics(model, clips, device: str | torch.device = "cpu", k: int = 5) -> dict[str, dict]:
+    """A->V and V->A retrieval among ``clips`` in the inter-modal space (`probe.embed_dataset`'s ``*_contrast``
+    kinds; a model without inter-modal contrast is embedded by its unaligned pooled tokens, the control), with
+    chance levels, plus `label_precision_at_k` in both directions."""
+    usable = torch.nonzero(clips.has_audio & clips.has_video).flatten()
+    clips = clips._select(usable) if len(usable) < len(clips) else clips
+    audio, video = (embed_dataset(model, clips, f"{m}_contrast", device) for m in ("audio", "video"))
+    result = audio_video_retrieval(audio, video)
+    n = len(clips)
+    for direction, (query, gallery) in {"a2v": (audio, video), "v2a": (video, audio)}.items():
+        result[direction]["label"] = label_precision_at_k(query, gallery, clips.targets, k)
+    result["chance"] = {"R@1": 1 / n, "R@10": min(10, n) / n, "median_rank": (n + 1) / 2, "num_pairs": n}
+    return result
+
+
+@torch.no_grad()
+def fused_feature_gap(student, teacher, clips, batch_size: int = 64, device: str | torch.device = "cpu",
+                      ) -> dict[str, dict[str, float]]:
+    """How far a stage-2 student's fused tokens are from its teacher's, on whole (unmasked) clips.
+
+    Both sides are the normalised fused patch tokens that stage 2 regresses (`MAViL.fused_targets`). Per
+    modality: ``mse`` between student and teacher, ``teacher_variance`` (the teacher's tokens around their
+    per-position mean over the clips: the part of the target that differs between clips), and ``cosine``,
+    the mean cosine similarity of matching tokens.
+    """
+    student.to(device).eval(), teacher.to(device).eval()
+    sums: dict[str, list] = {}
+    for _, audio, video in _eval_batches(clips, batch_size):
+        inputs = {"audio": audio.to(device), "video": video.to(device)}
+        ours, theirs = student.fused_targets(**inputs), teacher.fused_targets(**inputs)
+        for m in theirs:
+            sums.setdefault(m, []).append((ours[m].float().cpu(), theirs[m].float().cpu()))
+    result = {}
+    for m, pairs in sums.items():
+        ours, theirs = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])  # (N_clips, N, D)
+        result[m] = {
+            "mse": (ours - theirs).pow(2).mean().item(),
+            "teacher_variance": (theirs - theirs.mean(dim=0, keepdim=True)).pow(2).mean().item(),
+            "cosine": torch.nn.functional.cosine_similarity(ours, theirs, dim=-1).mean().item(),
+        }
+    return result
+
