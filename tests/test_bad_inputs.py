@@ -11,16 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from media_files import frame_numbers, numbered_frames, tone, truncate, write_media
 
-from mavil_lite.data.cache import prepare_cache, preset_spec
-from mavil_lite.data.cache_reader import CacheReader, CachedClips, load_cache
 from mavil_lite.cli import main
+from mavil_lite.data.cache import prepare_cache, preset_spec
+from mavil_lite.data.cache_reader import CachedClips, CacheReader, load_cache
+from mavil_lite.data.containers import BadClipError
 from mavil_lite.data.dataset import decode_manifest
-from mavil_lite.data.media import kaldi_fbank, load_frames, load_waveform, normalize_fbank
+from mavil_lite.data.media import (
+    kaldi_fbank,
+    load_frames,
+    load_waveform,
+    normalize_fbank,
+)
 from mavil_lite.data.raw_clips import RawClips
 from mavil_lite.data.report import read_report
-from mavil_lite.data.containers import BadClipError
-from media_files import frame_numbers, numbered_frames, tone, truncate, write_media
 
 TINY = preset_spec("tiny")  # 3.84 s of audio x 64 mel bins; 4 frames at 1 fps (a 4 s window), 64 px
 GOOD_FRAMES = [0, 8, 16, 24]  # 1 fps from an 8 fps clip

@@ -10,18 +10,24 @@ import numpy as np
 import pytest
 import torch
 import torchaudio
+from media_files import frame_numbers, numbered_frames, tone, write_media, write_wav
 from torch.utils.data import DataLoader
 
+from mavil_lite.cli import main
 from mavil_lite.data.audio_stats import dataset_statistics, write_statistics
 from mavil_lite.data.cache import prepare_cache, preset_spec
-from mavil_lite.data.cache_reader import CacheReader, CachedClips, load_cache
-from mavil_lite.cli import main
+from mavil_lite.data.cache_reader import CachedClips, CacheReader, load_cache
 from mavil_lite.data.dataset import decode_manifest, read_manifest
-from mavil_lite.data.media import FeatureSpec, frames_to_tensor, kaldi_fbank, load_waveform, normalize_fbank, \
-    waveform_to_fbank
+from mavil_lite.data.media import (
+    FeatureSpec,
+    frames_to_tensor,
+    kaldi_fbank,
+    load_waveform,
+    normalize_fbank,
+    waveform_to_fbank,
+)
 from mavil_lite.data.raw_clips import RawClips
 from mavil_lite.data.synthetic import generate_synthetic_dataset
-from media_files import frame_numbers, numbered_frames, tone, write_media, write_wav
 
 TINY = preset_spec("tiny")
 

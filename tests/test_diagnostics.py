@@ -5,10 +5,15 @@ import pytest
 import torch
 
 from mavil_lite.data.dataset import ClipTensors
-from mavil_lite.evaluate.diagnostics import fused_feature_gap, label_precision_at_k, reconstruction_error, retrieval_diagnostics
-from mavil_lite.train.engine import TrainConfig
+from mavil_lite.evaluate.diagnostics import (
+    fused_feature_gap,
+    label_precision_at_k,
+    reconstruction_error,
+    retrieval_diagnostics,
+)
 from mavil_lite.model.losses import normalize_patches
 from mavil_lite.model.mavil import MAViL, model_config
+from mavil_lite.train.engine import TrainConfig
 from mavil_lite.train.pretrain import pretrain
 
 SMALL = dict(audio_size=(64, 32), video_size=(2, 32, 32), dim=64, audio_depth=1, video_depth=1, num_heads=2,

@@ -10,12 +10,19 @@ import yaml
 from sklearn.metrics import average_precision_score, top_k_accuracy_score
 from sklearn.metrics.pairwise import cosine_similarity
 
-from mavil_lite.train.runners import (load_classifier, load_clips, load_model, run_finetune, run_pretrain,
-                                    run_retrieval, score_classifier)
-from mavil_lite.train.finetune import predict
-from mavil_lite.evaluate.linear_probe import embed_dataset
-from mavil_lite.train.recipes import load_recipe
 from mavil_lite.data.synthetic import generate_synthetic_dataset
+from mavil_lite.evaluate.linear_probe import embed_dataset
+from mavil_lite.train.finetune import predict
+from mavil_lite.train.recipes import load_recipe
+from mavil_lite.train.runners import (
+    load_classifier,
+    load_clips,
+    load_model,
+    run_finetune,
+    run_pretrain,
+    run_retrieval,
+    score_classifier,
+)
 
 SMALL_TRAIN = {"epochs": 1, "batch_size": 8, "base_lr": 0.01, "warmup_epochs": 0}
 
@@ -100,8 +107,8 @@ def test_evaluate_device_auto_means_the_gpu_when_there_is_one(monkeypatch, cuda,
 
 
 def test_a_recipe_trains_from_a_prepared_cache(recipe_files, capsys):
-    from mavil_lite.data.cache import prepare_cache
     from mavil_lite.cli import main
+    from mavil_lite.data.cache import prepare_cache
 
     root, files = recipe_files
     manifest = yaml.safe_load(files["pretrain"].read_text())["data"]["manifest"]

@@ -5,10 +5,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from mavil_lite.train.engine import TrainConfig
-from mavil_lite.train.finetune import (FinetuneConfig, MAViLClassifier, balanced_sample_weights, classifier_param_groups,
-                                 finetune, predict, spec_augment)
 from mavil_lite.evaluate.metrics import accuracy
+from mavil_lite.train.engine import TrainConfig
+from mavil_lite.train.finetune import (
+    FinetuneConfig,
+    MAViLClassifier,
+    balanced_sample_weights,
+    classifier_param_groups,
+    finetune,
+    predict,
+    spec_augment,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_run import clips, model  # noqa: E402
@@ -117,8 +124,14 @@ def test_mixup_mixes_the_waveforms_then_computes_the_fbank(tmp_path):
     import scipy.io.wavfile
 
     from mavil_lite.data.dataset import decode_manifest
+    from mavil_lite.data.media import (
+        FeatureSpec,
+        load_waveform,
+        normalize_fbank,
+        waveform_to_fbank,
+        window_samples,
+    )
     from mavil_lite.train.finetune import mix_audio
-    from mavil_lite.data.media import FeatureSpec, load_waveform, normalize_fbank, waveform_to_fbank, window_samples
 
     rng = np.random.default_rng(0)
     seconds = {"a.wav": 1.0, "b.wav": 2.5, "c.wav": 6.0}  # shorter and longer than the 3.84 s window
@@ -334,13 +347,13 @@ def test_silent_clips_streamed_from_media_files_add_nothing_to_an_audio_heads_lo
     """A stream of media files learns that a clip has no sound only when it reads it (``flags_known`` False): each
     step's loss is still the mean over the clips with sound alone, and the silent clips' labels change no weight."""
     import torch.nn.functional as F
+    from media_files import numbered_frames, tone, write_media
 
     from mavil_lite.data.cache import preset_spec
-    from mavil_lite.distributed import DistributedContext
-    from mavil_lite.train.engine import micro_batches
-    from mavil_lite.model.mavil import create_model
     from mavil_lite.data.streaming import stream_files
-    from media_files import numbered_frames, tone, write_media
+    from mavil_lite.distributed import DistributedContext
+    from mavil_lite.model.mavil import create_model
+    from mavil_lite.train.engine import micro_batches
 
     write_media(tmp_path / "loud.mp4", numbered_frames(16), 8, [tone(1000, 2.0)])  # the first clip: audio and video
     write_media(tmp_path / "mute.mp4", numbered_frames(16), 8)  # no audio stream

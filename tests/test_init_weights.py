@@ -3,8 +3,8 @@ import pytest
 import timm
 import torch
 
-from mavil_lite.model.vit_checkpoints import load_vit_into_encoder
 from mavil_lite.model.mavil import create_model
+from mavil_lite.model.vit_checkpoints import load_vit_into_encoder
 
 SMALL = dict(dim=192, audio_depth=2, video_depth=2, num_heads=3, with_decoders=False)
 

@@ -2,8 +2,15 @@
 import pytest
 import torch
 
-from mavil_lite.model.masking import (mask_to_pixels, masking_from_noise, nearest_visible_fill, num_visible, random_masking,
-                                time_frequency_masking, tube_masking)
+from mavil_lite.model.masking import (
+    mask_to_pixels,
+    masking_from_noise,
+    nearest_visible_fill,
+    num_visible,
+    random_masking,
+    time_frequency_masking,
+    tube_masking,
+)
 from mavil_lite.model.mavil import create_model
 
 

@@ -4,15 +4,26 @@ from pathlib import Path
 
 import av
 import decord
+import media_files
 import numpy as np
 import pytest
 import torch
 import torchaudio
 
-import media_files
-from mavil_lite.data.media import (AUDIOSET_MEAN, AUDIOSET_STD, IMAGENET_MEAN, IMAGENET_STD, FeatureSpec, FrameTiming,
-                              frames_to_tensor, load_frames, load_waveform, normalize_fbank, waveform_to_fbank,
-                              window_times)
+from mavil_lite.data.media import (
+    AUDIOSET_MEAN,
+    AUDIOSET_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FeatureSpec,
+    FrameTiming,
+    frames_to_tensor,
+    load_frames,
+    load_waveform,
+    normalize_fbank,
+    waveform_to_fbank,
+    window_times,
+)
 from mavil_lite.data.synthetic import write_mp4
 
 SMALL = FeatureSpec(audio_frames=384, mel_bins=64, video_frames=4, video_fps=1.0, frame_size=64)

@@ -122,8 +122,8 @@ def test_probe_returns_test_scores_that_reproduce_its_metric():
 
 def test_embed_dataset_kinds_have_the_heads_widths():
     from mavil_lite.data.dataset import ClipTensors
-    from mavil_lite.model.mavil import create_model
     from mavil_lite.evaluate.linear_probe import embed_dataset
+    from mavil_lite.model.mavil import create_model
 
     torch.manual_seed(0)
     sizes = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,

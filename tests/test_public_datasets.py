@@ -7,13 +7,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_files import tone, write_media
 
 from mavil_lite.data.dataset import decode_manifest, read_manifest
 from mavil_lite.data.media import FeatureSpec
-from mavil_lite.data.public_datasets import PUBLIC_DATASETS, import_audioset_folder, import_esc50, import_fsdd, \
-    import_grid, import_msrvtt, import_speech_commands, import_vggsound_folder, import_youcook, is_dataset_spec, \
-    resolve_dataset
-from media_files import tone, write_media
+from mavil_lite.data.public_datasets import (
+    PUBLIC_DATASETS,
+    import_audioset_folder,
+    import_esc50,
+    import_fsdd,
+    import_grid,
+    import_msrvtt,
+    import_speech_commands,
+    import_vggsound_folder,
+    import_youcook,
+    is_dataset_spec,
+    resolve_dataset,
+)
 
 SPEC = FeatureSpec(audio_frames=64, mel_bins=16, video_frames=2, video_fps=1.0, frame_size=32)
 
@@ -353,3 +363,29 @@ def test_unknown_names_and_missing_folders_are_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="no recordings/ folder"):
         resolve_dataset(f"fsdd:{tmp_path}", tmp_path / "cache")
     assert not any((tmp_path / "cache").glob("*.csv"))  # a failed import leaves no manifest to reuse
+
+
+def kit_layout_copy(folder, header: str, row: str):
+    """A folder that already holds a manifest in the kit's layout (as a team's transcoded copy does)."""
+    folder.mkdir(parents=True)
+    (folder / "manifest.csv").write_text(f"{header}\n{row}\n")
+    return folder
+
+
+def test_the_reproduction_notebooks_take_public_datasets_by_name(tmp_path):
+    from mavil_lite.experiments.reproduction import resolve_source
+
+    grid = kit_layout_copy(tmp_path / "GRID", "file,transcript,digit", "clips/a.mp4,bin blue at f two now,two")
+    fsdd = kit_layout_copy(tmp_path / "fsdd", "file,digit,split", "recordings/0_george_0.wav,0,test")
+    esc50 = kit_layout_copy(tmp_path / "ESC-50", "file,labels,split", "audio/1-100032-A-0.wav,dog,test")
+    source = resolve_source("AS-20K", f"grid:{grid}")
+    assert (source.manifest, source.label_column, source.is_benchmark) == (grid / "manifest.csv", "transcript", False)
+    assert resolve_source("VGGSound", f"grid:{grid}").label_column == "digit"
+    assert resolve_source("MSR-VTT", f"grid:{grid}").label_column is None
+    assert resolve_source("SPC-1", f"grid:{grid}") is None  # GRID stands in for nothing audio-only
+    spc = resolve_source("SPC-1", f"grid:{grid}", manifests={"SPC-1": f"fsdd:{fsdd}"})
+    assert (spc.manifest, spc.label_column, spc.is_benchmark) == (fsdd / "manifest.csv", "digit", False)
+    real = resolve_source("ESC-50", "synthetic", manifests={"ESC-50": f"esc50:{esc50}"})
+    assert (real.label_column, real.is_benchmark) == ("labels", True)  # the paper's own dataset
+    with pytest.raises(ValueError, match="cannot stand in for ESC-50"):
+        resolve_source("ESC-50", "synthetic", manifests={"ESC-50": f"grid:{grid}"})

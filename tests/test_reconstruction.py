@@ -4,7 +4,12 @@ import torch
 from mavil_lite.data.dataset import ClipTensors
 from mavil_lite.model.losses import normalize_patches
 from mavil_lite.model.mavil import create_model
-from mavil_lite.teach.reconstruction import dataset_mean_patches, denormalize_patches, evaluate_reconstruction, reconstruct
+from mavil_lite.teach.reconstruction import (
+    dataset_mean_patches,
+    denormalize_patches,
+    evaluate_reconstruction,
+    reconstruct,
+)
 
 MINI = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,
             fusion_depth=1, decoder_dim=48, decoder_depth=1, decoder_heads=2, contrast_dim=16)

@@ -4,7 +4,16 @@ import json
 import jsonschema
 import pytest
 
-from mavil_lite.experiments.results import RESULTS_SCHEMA, config_hash, git_commit, measured, status_of, summarize, table_entries, write_tables
+from mavil_lite.experiments.results import (
+    RESULTS_SCHEMA,
+    config_hash,
+    git_commit,
+    measured,
+    status_of,
+    summarize,
+    table_entries,
+    write_tables,
+)
 
 SCALE = {"preset": "smoke", "model": "tiny", "parameters_m": 5.2, "epochs": 1, "clips_seen": 32, "devices": 1}
 

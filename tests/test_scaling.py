@@ -4,13 +4,19 @@ import math
 import pytest
 
 from mavil_lite.experiments.presets import get_preset
-from mavil_lite.experiments.scaling import budget_epochs, extrapolate, scaling_markdown, trends
+from mavil_lite.experiments.scaling import (
+    budget_epochs,
+    extrapolate,
+    scaling_markdown,
+    trends,
+)
 
 
 def budget(flops: float, r1: float, gain: float) -> dict:
     retrieval = {"a2v": {"R@1": r1, "median_rank": 10.0}, "v2a": {"R@1": r1 / 2, "median_rank": 12.0},
                  "chance": {"R@1": 0.01}}
-    return {"epochs": 1, "steps": 1, "flops": flops, "wall_s": 1.0, "audio": 30 + gain, "video": 20 + gain,
+    return {"run": "av_inter_intra", "epochs": 1, "steps": 1, "flops": flops, "wall_s": 1.0, "audio": 30 + gain,
+            "video": 20 + gain,
             "audio_gain": gain, "video_gain": -gain, "retrieval": retrieval}
 
 
@@ -28,8 +34,10 @@ def test_a_trend_that_does_not_rise_reaches_no_target():
     budgets = [budget(10.0 ** k, 0.05 - 0.01 * k / 10, 0.0) for k in (12, 13, 14)]
     fit = extrapolate(budgets, "a2v_r1", target=0.10)
     assert fit["slope"] < 0 and fit["flops_at_target"] is None and not fit["reached"]
-    study = {"floor": {"audio": 30.0, "video": 20.0}, "budgets": budgets, "chance_r1": 0.01}
-    assert "does not rise" in scaling_markdown(study, trends(study))
+    study = {"floor": {"audio": 30.0, "video": 20.0}, "rows": {4: budgets}, "chance_r1": 0.01}
+    fitted = trends(study)
+    assert fitted[4]["a2v_r1"]["target"] == pytest.approx(0.10) and fitted[4]["audio_gain"]["target"] is None
+    assert "row 4, a2v_r1" in scaling_markdown(study, fitted) and "does not rise" in scaling_markdown(study, fitted)
     with pytest.raises(ValueError, match="two budgets"):
         extrapolate(budgets[:1], "a2v_r1", 0.1)
 

@@ -7,19 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from media_files import frame_numbers, numbered_frames, tone, write_media, write_wav
 
 from mavil_lite.data.cache import prepare_cache, preset_spec
 from mavil_lite.data.cache_reader import load_cache
-from mavil_lite.distributed import DistributedContext
-from mavil_lite.train.engine import Step, TrainConfig, micro_batches
-from mavil_lite.train.runners import load_clips, run_finetune, run_pretrain
-from mavil_lite.data.media import frames_to_tensor
-from mavil_lite.model.mavil import create_model
-from mavil_lite.train.pretrain import pretrain, pretrain_step_fn
-from mavil_lite.train.recipes import load_recipe
+from mavil_lite.data.clip_source import ClipSource
+from mavil_lite.data.media import FEATURES, frames_to_tensor
 from mavil_lite.data.streaming import StreamedClips, stream_cache, stream_files
 from mavil_lite.data.synthetic import generate_synthetic_dataset
-from media_files import frame_numbers, numbered_frames, tone, write_media, write_wav
+from mavil_lite.distributed import DistributedContext
+from mavil_lite.model.mavil import create_model
+from mavil_lite.train.engine import Step, TrainConfig, micro_batches
+from mavil_lite.train.pretrain import pretrain, pretrain_step_fn
+from mavil_lite.train.recipes import load_recipe
+from mavil_lite.train.runners import load_clips, run_finetune, run_pretrain
 
 TINY = preset_spec("tiny")
 CONFIG = TrainConfig(epochs=2, batch_size=4, base_lr=0.05, warmup_epochs=1)
@@ -232,3 +233,18 @@ def test_missing_modalities_survive_streaming_and_add_nothing_to_the_contrasts(t
     assert {"inter", "intra_audio", "intra_video"} <= set(same)
     assert all(torch.equal(same[term], changed[term]) for term in ("inter", "intra_audio", "intra_video"))
     assert not torch.equal(same["recon_video"], changed["recon_video"])  # the change did reach the model
+
+
+def test_every_kind_of_clip_source_meets_the_protocol_training_is_written_against(prepared):
+    manifest, cache = prepared
+    sources = {"in memory": load_cache(cache, progress=False), "streamed cache": stream_cache(cache),
+               "streamed media": stream_files(manifest, FEATURES["tiny"])}
+    for name, source in sources.items():
+        assert isinstance(source, ClipSource), name
+        assert isinstance(source.subset("train"), ClipSource), name
+        audio, video, targets = source.batch(torch.arange(2))
+        assert audio.shape[:2] == (2, 1) and video.shape[:2] == (2, 3) and targets.shape[0] == 2, name
+    assert sources["in memory"].flags_known and not sources["in memory"].random_windows
+    assert sources["streamed cache"].flags_known and not sources["streamed media"].flags_known
+    assert sources["streamed media"].random_windows
+    assert not isinstance(object(), ClipSource)

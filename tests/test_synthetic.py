@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from mavil_lite.data import synthetic
-from mavil_lite.data.media import FeatureSpec, load_frames, load_waveform, waveform_to_fbank
-from mavil_lite.data.synthetic import SYNTHETIC_CLASSES, generate_synthetic_dataset, render_clip, write_mp4
+from mavil_lite.data.media import (
+    FeatureSpec,
+    load_frames,
+    load_waveform,
+    waveform_to_fbank,
+)
+from mavil_lite.data.synthetic import (
+    SYNTHETIC_CLASSES,
+    generate_synthetic_dataset,
+    render_clip,
+    write_mp4,
+)
 
 KIND = {cls.name: cls.kind for cls in SYNTHETIC_CLASSES}
 ALL_FRAMES = FeatureSpec(video_frames=16, video_fps=8.0, frame_size=32)  # every frame of a 2 s, 8 fps clip
@@ -163,8 +173,8 @@ def test_audio_visual_event_is_heard_and_seen_while_on(tmp_path, name, colour_ch
 
 
 def test_an_unlabelled_split_is_carved_after_the_test_split_and_only_pre_training_sees_it(tmp_path):
-    from mavil_lite.experiments.ablation import pretraining_clips
     from mavil_lite.data.dataset import decode_manifest
+    from mavil_lite.experiments.ablation import pretraining_clips
     from mavil_lite.experiments.presets import FEATURES
 
     plain = read_rows(generate_synthetic_dataset(tmp_path / "plain", num_clips=10, duration_s=1.0, progress=False))

@@ -5,8 +5,8 @@ import sys
 import torch
 
 from mavil_lite.data.dataset import ClipTensors
-from mavil_lite.train.engine import TrainConfig
 from mavil_lite.model.mavil import create_model
+from mavil_lite.train.engine import TrainConfig
 from mavil_lite.train.pretrain import pretrain
 
 MINI = dict(audio_size=(64, 32), video_size=(4, 32, 32), dim=48, audio_depth=1, video_depth=1, num_heads=2,

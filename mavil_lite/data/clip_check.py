@@ -1,6 +1,6 @@
 """Never die on one bad clip: decode a clip modality by modality, and say what was wrong with it.
 
-`check_clip` inspects the container (`streams.inspect_media`), then decodes the audio and the video separately,
+`check_clip` inspects the container (`containers.inspect_media`), then decodes the audio and the video separately,
 so a clip with a broken soundtrack still gives its frames and vice versa. Every outcome is a `CheckedClip`:
 the features that could be decoded, the problem that cost each missing modality, and notes on what was fixed on
 the way (resampling, mixing down, looping a short clip, picking frames by timestamp at a variable frame rate,

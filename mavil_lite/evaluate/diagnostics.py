@@ -95,7 +95,7 @@ def label_precision_at_k(query_emb, gallery_emb, targets, k: int = 5) -> dict[st
 
 
 def retrieval_diagnostics(model, clips, device: str | torch.device = "cpu", k: int = 5) -> dict[str, dict]:
-    """A->V and V->A retrieval among ``clips`` in the inter-modal space (`probe.embed_dataset`'s ``*_contrast``
+    """A->V and V->A retrieval among ``clips`` in the inter-modal space (`linear_probe.embed_dataset`'s ``*_contrast``
     kinds; a model without inter-modal contrast is embedded by its unaligned pooled tokens, the control), with
     chance levels, plus `label_precision_at_k` in both directions."""
     usable = torch.nonzero(clips.has_audio & clips.has_video).flatten()
