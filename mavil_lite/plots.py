@@ -127,47 +127,46 @@ def plot_ablation_diagnostics(histories: dict[str, dict[str, list[float]]], diag
     return fig
 
 
-def plot_scaling(study: dict, extrapolations: dict[str, dict] | None = None) -> Figure:
-    """Two panels against pre-training compute (log x): the fine-tuned gain over no pre-training, and retrieval R@1.
+def plot_scaling(study: dict, fitted: dict[int, dict[str, dict]] | None = None) -> Figure:
+    """Two panels against pre-training compute (log x): the fine-tuned gain over no pre-training, and A->V R@1.
 
     Args:
-        study: what `mavil_lite.scaling.scaling_study` returns.
-        extrapolations: optional ``{measure: mavil_lite.scaling.extrapolate(...)}``; each is drawn as a dotted line
-            from the measured budgets out to its ``flops_at_target`` (when the fit rises).
+        study: what `mavil_lite.scaling.scaling_study` returns (one line per row and measure).
+        fitted: optional `mavil_lite.scaling.trends`; a retrieval trend that rises toward its target is
+            drawn as a dotted line out to the compute where it would reach it.
 
     Returns:
-        Figure with two Axes: gains (audio, video; zero is row 0) and A->V / V->A R@1 with chance and 10x chance.
+        Figure with two Axes: gains (zero is row 0) and A->V R@1 with chance and 10x chance (rows without
+        inter-modal contrast are the control).
     """
-    budgets = study["budgets"]
-    if not budgets:
+    if not study["rows"]:
         raise ValueError("no budgets to plot")
-    flops = np.array([b["flops"] for b in budgets])
     chance = 100 * study["chance_r1"]
-    panels = {"gain": [("audio_gain", "audio", "C0"), ("video_gain", "video", "C2")],
-              "r1": [("a2v_r1", "A -> V", "C0"), ("v2a_r1", "V -> A", "C2")]}
     fig = Figure(figsize=(11, 4.0), layout="constrained")
     gain_ax, r1_ax = fig.subplots(1, 2)
-    for ax, (panel, lines) in zip((gain_ax, r1_ax), panels.items()):
-        scale = 100 if panel == "r1" else 1
-        for name, label, colour in lines:
-            values = [scale * (b["retrieval"][name[:3]]["R@1"] if panel == "r1" else b[name]) for b in budgets]
-            ax.plot(flops, values, "o-", color=colour, label=label)
-            trend = (extrapolations or {}).get(name)
-            if trend and trend["flops_at_target"]:
-                far = np.geomspace(flops.max(), max(trend["flops_at_target"], flops.max()), 20)
-                ax.plot(far, scale * (trend["intercept"] + trend["slope"] * np.log10(far)), ":", color=colour,
-                        label=f"{label}: log-linear trend")
-        ax.set_xscale("log")
-        ax.set_xlabel("pre-training compute (training FLOPs)")
-        ax.grid(True, alpha=0.3)
+    for index, (row, budgets) in enumerate(study["rows"].items()):
+        flops = np.array([b["flops"] for b in budgets])
+        label = f"row {row} ({budgets[0]['run']})"
+        for modality, style in (("audio", "o-"), ("video", "s--")):
+            gain_ax.plot(flops, [b[f"{modality}_gain"] for b in budgets], style, color=f"C{index}",
+                         label=f"{label}: {modality}")
+        r1_ax.plot(flops, [100 * b["retrieval"]["a2v"]["R@1"] for b in budgets], "o-", color=f"C{index}", label=label)
+        trend = (fitted or {}).get(row, {}).get("a2v_r1")
+        if trend and trend["flops_at_target"] and not trend["reached"]:
+            far = np.geomspace(flops.max(), trend["flops_at_target"], 20)
+            r1_ax.plot(far, 100 * (trend["intercept"] + trend["slope"] * np.log10(far)), ":", color=f"C{index}",
+                       label=f"{label}: log-linear trend")
     gain_ax.axhline(0, color="C3", linestyle="--", linewidth=1.2, label="no pre-training (row 0)")
     gain_ax.set(title="Fine-tuned gain over no pre-training", ylabel="gain (points)")
     r1_ax.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f}%)")
     r1_ax.axhline(10 * chance, color="grey", linestyle=":", linewidth=1, label=f"10 x chance ({10 * chance:.1f}%)")
-    r1_ax.set(title="Retrieval among the test clips", ylabel="R@1 (%)")
+    r1_ax.set(title="A -> V retrieval among the test clips", ylabel="R@1 (%)")
     for ax in (gain_ax, r1_ax):
+        ax.set_xscale("log")
+        ax.set_xlabel("pre-training compute (training FLOPs)")
+        ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("Row 4 (inter + intra contrast) pre-trained at growing budgets")
+    fig.suptitle("Pre-training at growing budgets: reconstruction alone (row 2) and with both contrasts (row 4)")
     return fig
 
 

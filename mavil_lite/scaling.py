@@ -1,11 +1,12 @@
-"""How MAViL's gains grow with pre-training compute: a scaling study of the full stage-1 model.
+"""How MAViL's gains grow with pre-training compute: a scaling study of two rows of the ablation.
 
-Row 4 of the ablation (joint AV-MAE with inter- and intra-modal contrast) is pre-trained from scratch at several
-budgets (epochs over the same pre-training clips, each with its own full schedule), and at each budget measured
-the way the ablation measures it:
+Row 2 (joint AV-MAE, reconstruction only) and row 4 (with inter- and intra-modal contrast) are pre-trained from
+scratch at several budgets (epochs over the same pre-training clips, each with its own full schedule), and at each
+budget measured the way the ablation measures them:
 
 - the fine-tuned gain over row 0 (the same fine-tuning from random initialisation), audio and video;
-- A->V and V->A retrieval R@1 among the test clips in the inter-modal space, against chance.
+- A->V and V->A retrieval R@1 among the test clips, against chance (row 4 in its inter-modal space; row 2 has
+  none, so its unaligned pooled tokens are the control).
 
 `extrapolate` fits each measure linearly in log10(compute) and says at what compute the fit would reach a target
 (e.g. R@1 at 10x chance). Compute is the analytic training FLOPs of `mavil_lite.flops.step_flops` times the
@@ -21,65 +22,66 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ablation import finetune_percent, pretraining_clips
 from .dataset import ClipTensors
 from .diagnostics import retrieval_diagnostics
 from .flops import step_flops
 from .model import MAViL
-from .presets import RunPreset
 from .pretrain import pretrain
+from .ablation import ablation_runs, finetune_percent, pretraining_clips
+from .presets import RunPreset
 
 MODALITIES = ("audio", "video")
-
-
-def full_stage1_overrides(preset: RunPreset) -> dict[str, float]:
-    """Row 4's model: both contrasts at the preset's weights."""
-    return dict(inter_contrast_weight=preset.inter_contrast_weight, intra_contrast_weight=preset.intra_contrast_weight)
+SCALED_ROWS = (2, 4)  # reconstruction alone, and with both contrasts
+MEASURES = ("audio_gain", "video_gain", "a2v_r1", "v2a_r1")
 
 
 def scaling_study(data: ClipTensors, preset: RunPreset, epochs: list[int], out_dir: str | Path, seed: int = 0,
-                  device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Pre-train row 4 for each number of ``epochs``, fine-tune and diagnose it; fine-tune row 0 once.
+                  rows: tuple[int, ...] = SCALED_ROWS, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Pre-train each of ``rows`` for each number of ``epochs``, fine-tune and diagnose it; fine-tune row 0 once.
 
     Finished runs found in ``out_dir/checkpoints`` are reused.
 
-    Returns ``{"floor": {modality: score}, "budgets": [{"epochs", "steps", "flops", "wall_s", "audio", "video",
-    "audio_gain", "video_gain", "retrieval"}, ...], "chance_r1"}``, scores in percent, retrieval as
-    `mavil_lite.diagnostics.retrieval_diagnostics` gives it.
+    Returns ``{"floor": {modality: score}, "rows": {row: [budget, ...]}, "chance_r1"}``, a budget being
+    ``{"run", "epochs", "steps", "flops", "wall_s", "audio", "video", "audio_gain", "video_gain", "retrieval"}``:
+    scores in percent, retrieval as `mavil_lite.diagnostics.retrieval_diagnostics` gives it.
     """
     if not epochs or any(e < 1 for e in epochs):
         raise ValueError(f"epochs must be a non-empty list of positive budgets, got {epochs}")
     checkpoints = Path(out_dir) / "checkpoints"
     pool, train, test = pretraining_clips(data), data.subset("train"), data.subset("test")
-    config = preset.model_config(**full_stage1_overrides(preset))
-
     torch.manual_seed(seed)
     untrained = MAViL(preset.model_config())  # row 0 exactly as the ablation builds it
     floor = {m: finetune_percent(untrained, m, train, test, preset, seed, device,
                                  checkpoints / f"finetune_random_init_{m}.pt") for m in MODALITIES}
-    budgets = []
-    for num_epochs in sorted(epochs):
-        schedule = replace(preset.pretrain, epochs=num_epochs, seed=seed)
-        torch.manual_seed(seed)
-        model = MAViL(config)
-        result = pretrain(model, pool, schedule, checkpoint=checkpoints / f"av_inter_intra_{num_epochs}ep.pt",
-                          device=device, progress=progress, desc=f"{num_epochs} epochs")
-        scores = {m: finetune_percent(model, m, train, test, preset, seed, device,
-                                      checkpoints / f"finetune_{num_epochs}ep_{m}.pt") for m in MODALITIES}
-        budget = {"epochs": num_epochs, "steps": result.steps,
-                  "flops": float(sum(step_flops(config, schedule.batch_size).values())) * result.steps,
-                  "wall_s": result.wall_s, **scores, **{f"{m}_gain": scores[m] - floor[m] for m in MODALITIES},
-                  "retrieval": retrieval_diagnostics(model, test, device)}
-        budgets.append(budget)
-        if progress:
-            print(f"{num_epochs} epochs ({budget['flops']:.2e} FLOPs): fine-tuned gain audio "
-                  f"{budget['audio_gain']:+.1f} / video {budget['video_gain']:+.1f}, A->V R@1 "
-                  f"{100 * budget['retrieval']['a2v']['R@1']:.1f}% (chance {100 * budget['retrieval']['chance']['R@1']:.1f}%)")
-    return {"floor": floor, "budgets": budgets, "chance_r1": budgets[0]["retrieval"]["chance"]["R@1"]}
+    runs = ablation_runs(preset)
+    measured: dict[int, list[dict]] = {}
+    for row in rows:
+        run = runs[row][0]
+        config = preset.model_config(**run.overrides)
+        for num_epochs in sorted(epochs):
+            schedule = replace(preset.pretrain, epochs=num_epochs, seed=seed)
+            name = f"{run.name}_{num_epochs}ep"
+            torch.manual_seed(seed)
+            model = MAViL(config)
+            result = pretrain(model, pool, schedule, checkpoint=checkpoints / f"{name}.pt", device=device,
+                              progress=progress, desc=f"row {row}, {num_epochs} epochs")
+            scores = {m: finetune_percent(model, m, train, test, preset, seed, device,
+                                          checkpoints / f"finetune_{name}_{m}.pt") for m in MODALITIES}
+            budget = {"run": run.name, "epochs": num_epochs, "steps": result.steps,
+                      "flops": float(sum(step_flops(config, schedule.batch_size).values())) * result.steps,
+                      "wall_s": result.wall_s, **scores, **{f"{m}_gain": scores[m] - floor[m] for m in MODALITIES},
+                      "retrieval": retrieval_diagnostics(model, test, device)}
+            measured.setdefault(row, []).append(budget)
+            if progress:
+                print(f"row {row}, {num_epochs} epochs ({budget['flops']:.2e} FLOPs): fine-tuned gain audio "
+                      f"{budget['audio_gain']:+.1f} / video {budget['video_gain']:+.1f}, A->V R@1 "
+                      f"{100 * measure(budget, 'a2v_r1'):.1f}%")
+    chance = next(iter(measured.values()))[0]["retrieval"]["chance"]["R@1"]
+    return {"floor": floor, "rows": measured, "chance_r1": chance}
 
 
 def measure(budget: dict, name: str) -> float:
-    """One measure of a budget: ``audio_gain``, ``video_gain``, ``a2v_r1`` or ``v2a_r1`` (R@1 as a fraction)."""
+    """One of `MEASURES` for a budget: a fine-tuned gain in points, or an R@1 as a fraction."""
     if name.endswith("_r1"):
         return budget["retrieval"][name[:3]]["R@1"]
     return budget[name]
@@ -111,32 +113,33 @@ def budget_epochs(preset: RunPreset, multiples: list[float]) -> list[int]:
     return sorted({max(1, round(multiple * preset.pretrain.epochs)) for multiple in multiples})
 
 
-def trends(study: dict, r1_target_multiple: float = 10.0) -> dict[str, dict]:
-    """`extrapolate` for every measure: retrieval toward ``r1_target_multiple`` x chance; the gains' slopes only."""
-    budgets = study["budgets"]
-    r1_target = r1_target_multiple * study["chance_r1"]
-    return {"audio_gain": extrapolate(budgets, "audio_gain"), "video_gain": extrapolate(budgets, "video_gain"),
-            "a2v_r1": extrapolate(budgets, "a2v_r1", r1_target), "v2a_r1": extrapolate(budgets, "v2a_r1", r1_target)}
+def trends(study: dict, r1_target_multiple: float = 10.0) -> dict[int, dict[str, dict]]:
+    """`extrapolate` for every row and measure: retrieval toward ``r1_target_multiple`` x chance, gains as slopes."""
+    target = r1_target_multiple * study["chance_r1"]
+    return {row: {name: extrapolate(budgets, name, target if name.endswith("_r1") else None) for name in MEASURES}
+            for row, budgets in study["rows"].items()}
 
 
-def scaling_markdown(study: dict, fitted: dict[str, dict]) -> str:
-    """The study as a Markdown table (one line per budget), then each trend in words."""
+def scaling_markdown(study: dict, fitted: dict[int, dict[str, dict]]) -> str:
+    """The study as Markdown: one table line per row and budget, then each trend in words."""
     chance = 100 * study["chance_r1"]
     lines = [f"No pre-training (row 0), fine-tuned: audio {study['floor']['audio']:.1f}, video "
              f"{study['floor']['video']:.1f}. Retrieval chance R@1 {chance:.2f}%.", "",
-             "| epochs | steps | training FLOPs | wall (s) | audio | gain | video | gain | A->V R@1 (%) | V->A R@1 (%) "
-             "| A->V median rank |", "|" + "---|" * 11]
-    for b in study["budgets"]:
-        r = b["retrieval"]
-        lines.append(f"| {b['epochs']} | {b['steps']} | {b['flops']:.2e} | {b['wall_s']:.0f} | {b['audio']:.1f} | "
-                     f"{b['audio_gain']:+.1f} | {b['video']:.1f} | {b['video_gain']:+.1f} | {100 * r['a2v']['R@1']:.1f} | "
-                     f"{100 * r['v2a']['R@1']:.1f} | {r['a2v']['median_rank']:.0f} |")
+             "| row | run | epochs | steps | training FLOPs | wall (s) | audio | gain | video | gain | A->V R@1 (%) "
+             "| V->A R@1 (%) | A->V median rank |", "|" + "---|" * 13]
+    for row, budgets in study["rows"].items():
+        for b in budgets:
+            r = b["retrieval"]
+            lines.append(f"| {row} | {b['run']} | {b['epochs']} | {b['steps']} | {b['flops']:.2e} | {b['wall_s']:.0f} | "
+                         f"{b['audio']:.1f} | {b['audio_gain']:+.1f} | {b['video']:.1f} | {b['video_gain']:+.1f} | "
+                         f"{100 * r['a2v']['R@1']:.1f} | {100 * r['v2a']['R@1']:.1f} | {r['a2v']['median_rank']:.0f} |")
     lines.append("")
-    largest = study["budgets"][-1]["flops"]
-    for name, trend in fitted.items():
-        unit = "points of R@1" if name.endswith("_r1") else "points"
-        slope = 100 * trend["slope"] if name.endswith("_r1") else trend["slope"]
-        if trend["target"] is not None:
+    for row, by_measure in fitted.items():
+        largest = study["rows"][row][-1]["flops"]
+        for name, trend in by_measure.items():
+            if trend["target"] is None:
+                lines.append(f"- row {row}, {name}: {trend['slope']:+.2f} points per 10x compute.")
+                continue
             goal = f"{100 * trend['target']:.1f}% ({trend['target'] / study['chance_r1']:.0f}x chance)"
             if trend["reached"]:
                 where = "reached at a measured budget"
@@ -145,7 +148,6 @@ def scaling_markdown(study: dict, fitted: dict[str, dict]) -> str:
                          f"{trend['flops_at_target'] / largest:.0f}x the largest budget (an extrapolation)")
             else:
                 where = "the trend does not rise, so no budget reaches it on this evidence"
-            lines.append(f"- {name}: {slope:+.2f} {unit} per 10x compute; {goal}: {where}.")
-        else:
-            lines.append(f"- {name}: {slope:+.2f} {unit} per 10x compute.")
+            lines.append(f"- row {row}, {name}: {100 * trend['slope']:+.2f} points of R@1 per 10x compute; "
+                         f"{goal}: {where}.")
     return "\n".join(lines)

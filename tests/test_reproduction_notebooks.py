@@ -120,13 +120,17 @@ def test_scaling_study_measures_each_budget_and_fits_its_trend(tmp_path):
     execute("scaling", tmp_path, budget_multiples=[1, 2])
     record = json.loads((tmp_path / "scaling.json").read_text())
     assert record["epochs"] == [1, 2]
-    small, large = record["study"]["budgets"]
-    assert large["steps"] == 2 * small["steps"] and large["flops"] == pytest.approx(2 * small["flops"])
-    for b in (small, large):
-        for m in ("audio", "video"):
-            assert b[f"{m}_gain"] == pytest.approx(b[m] - record["study"]["floor"][m])
-        assert b["retrieval"]["chance"]["R@1"] == pytest.approx(1 / 8)  # 8 smoke test clips
-    assert set(record["trends"]) == {"audio_gain", "video_gain", "a2v_r1", "v2a_r1"}
-    assert record["trends"]["a2v_r1"]["target"] == pytest.approx(10 / 8)
-    assert "| 2 |" in (tmp_path / "scaling.md").read_text()
+    assert set(record["study"]["rows"]) == {"2", "4"}  # JSON keys
+    for row, (small, large) in record["study"]["rows"].items():
+        assert small["run"] == large["run"] == {"2": "av_mae", "4": "av_inter_intra"}[row]
+        assert large["steps"] == 2 * small["steps"] and large["flops"] == pytest.approx(2 * small["flops"])
+        for b in (small, large):
+            for m in ("audio", "video"):
+                assert b[f"{m}_gain"] == pytest.approx(b[m] - record["study"]["floor"][m])
+            assert b["retrieval"]["chance"]["R@1"] == pytest.approx(1 / 8)  # 8 smoke test clips
+    row4 = record["study"]["rows"]["4"]
+    assert row4[0]["flops"] > record["study"]["rows"]["2"][0]["flops"]  # contrast's second view costs compute
+    assert set(record["trends"]["4"]) == {"audio_gain", "video_gain", "a2v_r1", "v2a_r1"}
+    assert record["trends"]["4"]["a2v_r1"]["target"] == pytest.approx(10 / 8)
+    assert "| 4 | av_inter_intra | 2 |" in (tmp_path / "scaling.md").read_text()
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
