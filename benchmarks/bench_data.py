@@ -38,8 +38,8 @@ import torch
 from mavil_lite.data.cache import DEFAULT_FRAME_FORMAT, prepare_cache, preset_spec
 from mavil_lite.data.cache_reader import CacheReader
 from mavil_lite.data.clip_check import check_clip
-from mavil_lite.data.dataset import single_torch_thread, worker_pool
 from mavil_lite.data.media import frame_timing, normalize_fbank, pad_or_crop, window_times
+from mavil_lite.data.workers import single_torch_thread, worker_pool
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO.parent / "shared" / "data" / "grid_s1"

@@ -27,10 +27,10 @@ import torch
 
 from mavil_lite.data.cache import prepare_cache
 from mavil_lite.data.cache_reader import load_cache
-from mavil_lite.model.mavil import MAViL
-from mavil_lite.experiments.presets import get_preset
-from mavil_lite.train.pretrain import pretrain
 from mavil_lite.data.streaming import stream_cache, stream_files
+from mavil_lite.experiments.presets import get_preset
+from mavil_lite.model.mavil import MAViL
+from mavil_lite.train.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO.parent / "shared" / "data" / "grid_s1"

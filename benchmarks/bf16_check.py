@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 
 from mavil_lite.experiments.ablation import ablation_runs
-from mavil_lite.train.engine import load_checkpoint
-from mavil_lite.train.runners import load_model
-from mavil_lite.model.mavil import MAViL
 from mavil_lite.experiments.presets import get_preset
-from mavil_lite.train.pretrain import pretrain
 from mavil_lite.experiments.reproduction import load_source, probe_percent, resolve_source, synthetic_manifest_for
+from mavil_lite.model.mavil import MAViL
+from mavil_lite.train.engine import load_checkpoint
+from mavil_lite.train.pretrain import pretrain
+from mavil_lite.train.runners import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

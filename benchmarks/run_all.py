@@ -47,19 +47,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from bench_data import machine as data_bench_machine
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from bench_data import machine as data_bench_machine
-from mavil_lite.experiments.ablation import ablation_runs
 from mavil_lite.data.cache import PREPARE_PRESETS
 from mavil_lite.data.dataset import ClipTensors
-from mavil_lite.train.engine import make_optimizer, weight_decay_groups
+from mavil_lite.data.media import frames_to_tensor
+from mavil_lite.experiments.ablation import ablation_runs
+from mavil_lite.experiments.presets import PRESETS, get_preset
 from mavil_lite.model.flops import forward_flops, num_patches, step_flops
 from mavil_lite.model.masking import num_visible
-from mavil_lite.data.media import frames_to_tensor
 from mavil_lite.model.mavil import MAViL, MAViLConfig
-from mavil_lite.experiments.presets import PRESETS, get_preset
+from mavil_lite.train.engine import make_optimizer, weight_decay_groups
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

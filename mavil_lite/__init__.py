@@ -5,15 +5,7 @@ the paper's numbers, and the packaged recipes. Everything else is importable fro
 """
 from .experiments.paper_numbers import load_paper_numbers, paper_ablation
 from .model.interop import from_public_mavil
-from .model.mavil import (
-    MAViL,
-    MAViLConfig,
-    create_model,
-    mavil_base,
-    mavil_small,
-    mavil_tiny,
-    model_config,
-)
+from .model.mavil import MAViL, MAViLConfig, create_model, mavil_base, mavil_small, mavil_tiny, model_config
 from .train.recipes import load_recipe, recipe_names
 
 __all__ = [

@@ -27,14 +27,7 @@ from .data.containers import BadClipError
 from .data.importers import import_audioset, import_vggsound
 from .distributed import init_distributed
 from .train.recipes import load_recipe, recipe_names, recipe_summary
-from .train.runners import (
-    load_classifier,
-    load_clips,
-    run_finetune,
-    run_pretrain,
-    run_retrieval,
-    score_classifier,
-)
+from .train.runners import load_classifier, load_clips, run_finetune, run_pretrain, run_retrieval, score_classifier
 
 MODALITY_CHOICES = {"auto": None, "both": ("audio", "video"), "audio": ("audio",), "video": ("video",)}
 DEFAULT_WORKERS = os.cpu_count() or 1

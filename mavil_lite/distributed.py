@@ -67,9 +67,7 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
         return x
     import warnings
 
-    from torch.distributed.nn.functional import (
-        all_gather,  # autograd-aware: backward sums the gradients
-    )
+    from torch.distributed.nn.functional import all_gather  # autograd-aware: backward sums the gradients
 
     with warnings.catch_warnings():  # deprecated in favour of a private API; still the public autograd gather
         warnings.simplefilter("ignore", FutureWarning)

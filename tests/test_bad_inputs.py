@@ -18,12 +18,7 @@ from mavil_lite.data.cache import prepare_cache, preset_spec
 from mavil_lite.data.cache_reader import CachedClips, CacheReader, load_cache
 from mavil_lite.data.containers import BadClipError
 from mavil_lite.data.dataset import decode_manifest
-from mavil_lite.data.media import (
-    kaldi_fbank,
-    load_frames,
-    load_waveform,
-    normalize_fbank,
-)
+from mavil_lite.data.media import kaldi_fbank, load_frames, load_waveform, normalize_fbank
 from mavil_lite.data.raw_clips import RawClips
 from mavil_lite.data.report import read_report
 

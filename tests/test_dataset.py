@@ -5,12 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mavil_lite.data.dataset import (
-    ClipTensors,
-    assign_splits,
-    decode_manifest,
-    read_manifest,
-)
+from mavil_lite.data.dataset import ClipTensors, assign_splits, decode_manifest, read_manifest
 from mavil_lite.data.media import FeatureSpec, frames_to_tensor, load_frames
 from mavil_lite.data.synthetic import generate_synthetic_dataset
 

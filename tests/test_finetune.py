@@ -124,13 +124,7 @@ def test_mixup_mixes_the_waveforms_then_computes_the_fbank(tmp_path):
     import scipy.io.wavfile
 
     from mavil_lite.data.dataset import decode_manifest
-    from mavil_lite.data.media import (
-        FeatureSpec,
-        load_waveform,
-        normalize_fbank,
-        waveform_to_fbank,
-        window_samples,
-    )
+    from mavil_lite.data.media import FeatureSpec, load_waveform, normalize_fbank, waveform_to_fbank, window_samples
     from mavil_lite.train.finetune import mix_audio
 
     rng = np.random.default_rng(0)

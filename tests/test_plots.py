@@ -7,13 +7,7 @@ matplotlib.use("Agg")  # tests only: the package never selects a backend
 import pytest
 from matplotlib.figure import Figure
 
-from mavil_lite.teach.plots import (
-    PAPER_LABEL,
-    SHORT_ROW_NAMES,
-    plot_ablation,
-    plot_loss_curves,
-    save_figure,
-)
+from mavil_lite.teach.plots import PAPER_LABEL, SHORT_ROW_NAMES, plot_ablation, plot_loss_curves, save_figure
 
 RESULTS = [
     {"row": row, "method": f"method {row}", "audio": 5.0 + row, "video": 3.0 + row, "metric": "mAP", "wall_s": 1.0}

@@ -4,12 +4,7 @@ import math
 import pytest
 
 from mavil_lite.experiments.presets import get_preset
-from mavil_lite.experiments.scaling import (
-    budget_epochs,
-    extrapolate,
-    scaling_markdown,
-    trends,
-)
+from mavil_lite.experiments.scaling import budget_epochs, extrapolate, scaling_markdown, trends
 
 
 def budget(flops: float, r1: float, gain: float) -> dict:

@@ -9,18 +9,8 @@ import pytest
 import torch
 
 from mavil_lite.data import synthetic
-from mavil_lite.data.media import (
-    FeatureSpec,
-    load_frames,
-    load_waveform,
-    waveform_to_fbank,
-)
-from mavil_lite.data.synthetic import (
-    SYNTHETIC_CLASSES,
-    generate_synthetic_dataset,
-    render_clip,
-    write_mp4,
-)
+from mavil_lite.data.media import FeatureSpec, load_frames, load_waveform, waveform_to_fbank
+from mavil_lite.data.synthetic import SYNTHETIC_CLASSES, generate_synthetic_dataset, render_clip, write_mp4
 
 KIND = {cls.name: cls.kind for cls in SYNTHETIC_CLASSES}
 ALL_FRAMES = FeatureSpec(video_frames=16, video_fps=8.0, frame_size=32)  # every frame of a 2 s, 8 fps clip

@@ -5,17 +5,8 @@ import statistics
 
 import pytest
 
-from mavil_lite.experiments.ablation_report import (
-    compare,
-    floor_verdicts,
-    ordering_sentence,
-    scores_markdown,
-)
-from mavil_lite.experiments.paper_numbers import (
-    PAPER_NUMBERS_CSV,
-    load_paper_numbers,
-    paper_ablation,
-)
+from mavil_lite.experiments.ablation_report import compare, floor_verdicts, ordering_sentence, scores_markdown
+from mavil_lite.experiments.paper_numbers import PAPER_NUMBERS_CSV, load_paper_numbers, paper_ablation
 
 
 def csv_ablation_values() -> dict[tuple[int, str], float]:

@@ -21,8 +21,9 @@ from tqdm.auto import tqdm
 from .cache import preset_spec
 from .cache_reader import CacheReader
 from .clip_check import check_clip
-from .dataset import parallel_map, read_manifest, single_torch_thread, worker_pool
+from .dataset import read_manifest
 from .media import FeatureSpec
+from .workers import parallel_map, single_torch_thread, worker_pool
 
 
 def _moments(fbank: np.ndarray) -> tuple[float, float, int]:

@@ -41,24 +41,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .clip_check import MODALITIES, CheckedClip, check_clip
-from .dataset import (
-    assign_splits,
-    manifest_columns,
-    parallel_map,
-    read_manifest,
-    single_torch_thread,
-    worker_pool,
-)
+from .dataset import assign_splits, manifest_columns, read_manifest
 from .media import FEATURES, FeatureSpec
-from .report import (
-    REPORT_NAME,
-    StrictCheck,
-    dataset_modalities,
-    report_rows,
-    status_counts,
-    summary_line,
-    write_report,
-)
+from .report import REPORT_NAME, StrictCheck, dataset_modalities, report_rows, status_counts, summary_line, write_report
+from .workers import parallel_map, single_torch_thread, worker_pool
 
 CACHE_VERSION = 2  # 2: one JPEG per clip (1 had one per frame)
 PREPARE_PRESETS = {"tiny": "tiny", "paper": "base"}  # `prepare --preset` name -> media.FEATURES key

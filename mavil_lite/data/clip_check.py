@@ -19,13 +19,7 @@ import numpy as np
 from torch import Tensor
 
 from .containers import BadClipError, inspect_media
-from .media import (
-    FeatureSpec,
-    kaldi_fbank,
-    load_waveform,
-    open_video,
-    random_window_start,
-)
+from .media import FeatureSpec, kaldi_fbank, load_waveform, open_video, random_window_start
 
 MODALITIES = ("audio", "video")
 STATUSES = ("ok", "partial", "failed")

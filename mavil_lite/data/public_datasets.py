@@ -36,13 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .importers import (
-    MEDIA_EXTENSIONS,
-    ImportResult,
-    _write,
-    import_audioset,
-    import_vggsound,
-)
+from .importers import MEDIA_EXTENSIONS, ImportResult, _write, import_audioset, import_vggsound
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".mov"} & MEDIA_EXTENSIONS
 GRID_VIDEO_EXTENSIONS = {".mpg", ".mpeg", ".mp4"}

@@ -33,11 +33,7 @@ import torch
 
 from ..data.dataset import ClipTensors
 from ..distributed import DistributedContext
-from ..evaluate.diagnostics import (
-    fused_feature_gap,
-    reconstruction_error,
-    retrieval_diagnostics,
-)
+from ..evaluate.diagnostics import fused_feature_gap, reconstruction_error, retrieval_diagnostics
 from ..evaluate.linear_probe import probe_embedding
 from ..model.mavil import MAViL
 from ..train.engine import load_checkpoint

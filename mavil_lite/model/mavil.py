@@ -24,12 +24,7 @@ from torch import nn
 
 from .decoder import MAEDecoder
 from .encoder import ModalityEncoder, vit_blocks
-from .losses import (
-    contrastive_top1,
-    info_nce,
-    masked_reconstruction_loss,
-    teacher_targets,
-)
+from .losses import contrastive_top1, info_nce, masked_reconstruction_loss, teacher_targets
 from .masking import Masked, random_masking, unmasked
 
 MODALITIES = ("audio", "video")

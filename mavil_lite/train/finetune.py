@@ -27,14 +27,7 @@ from torch.utils.data import DistributedSampler
 
 from ..data.dataset import ClipTensors
 from ..data.media import normalize_fbank, waveform_to_fbank
-from ..distributed import (
-    DistributedContext,
-    gather_rows,
-    global_mean,
-    is_distributed,
-    rank,
-    world_size,
-)
+from ..distributed import DistributedContext, gather_rows, global_mean, is_distributed, rank, world_size
 from ..evaluate.metrics import is_multilabel
 from ..model.mavil import MAViL
 from .engine import Step, TrainConfig, TrainResult, no_weight_decay_names, train
