@@ -64,6 +64,8 @@ def test_floor_and_ordering_verdicts_on_a_crafted_example():
     sentence = ordering_sentence(rows, "audio")
     assert sentence.startswith("2/4 steps up, 2/4 beyond noise (2 vs 1: -1.0 (below beyond noise)")
     assert "3 vs 2: +2.0 (above beyond noise)" in sentence and "4 vs 3: +0.0 (within noise)" in sentence
+    noisy = seeded_rows(audio=[[0, 0]] * 6, video=[[5, 5], [4, 4.2], [6, 6], [7, 7.2], [8, 8.2], [6, 11]])
+    assert ordering_sentence(noisy, "video").startswith("4/4 steps up, 3/4 beyond noise")  # +0.4 up, within noise
     table = scores_markdown(rows, [0, 1])
     assert "| 0 | no pre-training (random init) | 10.1 ± 0.1 |" in table and "(the floor)" in table
     assert "| +2.0 above beyond noise / -0.9 below beyond noise |" in table  # row 1 against row 0

@@ -53,9 +53,10 @@ def ordering_verdicts(rows: list[dict], key: str) -> dict[int, tuple[str, float]
 
 
 def ordering_sentence(rows: list[dict], key: str) -> str:
-    """One line: how many of the paper's four steps held, and each step's verdict with its difference."""
+    """One line: how many of the paper's four steps went up (in the mean), how many of those beyond noise, and each
+    step's verdict with its difference."""
     verdicts = ordering_verdicts(rows, key)
-    held = sum(verdict.startswith("above") for verdict, _ in verdicts.values())
+    held = sum(difference > 0 for _, difference in verdicts.values())
     beyond = sum(verdict == "above beyond noise" for verdict, _ in verdicts.values())
     steps = "; ".join(f"{row} vs {row - 1}: {diff:+.1f} ({verdict})" for row, (verdict, diff) in verdicts.items())
     return f"{held}/4 steps up, {beyond}/4 beyond noise ({steps})"

@@ -70,7 +70,7 @@ PRESETS = {
                                           bf16=True),
                      finetune_recipe=FinetuneConfig(mixup=0.5)),
     # AudioMAE's AS-2M recipe (blr 2e-4, batch 512, 32 epochs, 3 warm-up) [AudioMAE] [choice: pretrain-schedule];
-    # fine-tuning as reproduce/recipes/as20k_finetune.yaml [AudioMAE]
+    # fine-tuning as the packaged recipe as20k_finetune [AudioMAE]
     "paper": RunPreset("paper", "base", synthetic_clips=20000,
                        pretrain=TrainConfig(epochs=32, batch_size=512, base_lr=2e-4, warmup_epochs=3, bf16=True),
                        finetune=TrainConfig(epochs=60, batch_size=32, base_lr=1e-3, warmup_epochs=4,
