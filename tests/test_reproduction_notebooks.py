@@ -119,7 +119,7 @@ def test_ablation_runs_every_row_for_two_seeds_and_shows_its_figures(tmp_path):
 def test_scaling_study_measures_each_budget_and_fits_its_trend(tmp_path):
     execute("scaling", tmp_path, budget_multiples=[1, 2])
     record = json.loads((tmp_path / "scaling.json").read_text())
-    assert record["epochs"] == [1, 2]
+    assert record["epochs"] == [1, 2] and record["commit"]
     assert set(record["study"]["rows"]) == {"2", "4"}  # JSON keys
     for row, (small, large) in record["study"]["rows"].items():
         assert small["run"] == large["run"] == {"2": "av_mae", "4": "av_inter_intra"}[row]

@@ -33,6 +33,7 @@ from .presets import RunPreset
 MODALITIES = ("audio", "video")
 SCALED_ROWS = (2, 4)  # reconstruction alone, and with both contrasts
 MEASURES = ("audio_gain", "video_gain", "a2v_r1", "v2a_r1")
+FURTHEST_EXTRAPOLATION = 1000  # beyond this multiple of the largest budget a fitted line says nothing useful
 
 
 def scaling_study(data: ClipTensors, preset: RunPreset, epochs: list[int], out_dir: str | Path, seed: int = 0,
@@ -91,8 +92,9 @@ def extrapolate(budgets: list[dict], name: str, target: float | None = None) -> 
     """Least-squares fit ``measure = intercept + slope * log10(flops)`` over the budgets, and the compute at which the
     fit reaches ``target``: ``{"slope", "intercept", "target", "flops_at_target", "reached"}``.
 
-    ``flops_at_target`` is None without a target, or when the fit does not rise (slope <= 0): no compute reaches
-    the target on that trend. ``reached`` says whether a measured budget already reaches it.
+    ``log10_flops_at_target`` (and ``flops_at_target``, when it is a float) is None without a target, or when the
+    fit does not rise (slope <= 0): no compute reaches the target on that trend. ``reached`` says whether a measured
+    budget already reaches it.
     """
     if len(budgets) < 2:
         raise ValueError("a trend needs at least two budgets")
@@ -101,10 +103,11 @@ def extrapolate(budgets: list[dict], name: str, target: float | None = None) -> 
     slope, intercept = np.polyfit(log_flops, values, 1)
     if target is None:
         return {"slope": float(slope), "intercept": float(intercept), "target": None, "flops_at_target": None,
-                "reached": False}
-    flops_at_target = 10 ** ((target - intercept) / slope) if slope > 0 else math.inf
+                "log10_flops_at_target": None, "reached": False}
+    log10_at_target = (target - intercept) / slope if slope > 0 else None
     return {"slope": float(slope), "intercept": float(intercept), "target": float(target),
-            "flops_at_target": None if math.isinf(flops_at_target) else float(flops_at_target),
+            "flops_at_target": 10.0 ** log10_at_target if log10_at_target is not None and log10_at_target < 300 else None,
+            "log10_flops_at_target": None if log10_at_target is None else float(log10_at_target),
             "reached": bool((values >= target).any())}
 
 
@@ -124,7 +127,9 @@ def scaling_markdown(study: dict, fitted: dict[int, dict[str, dict]]) -> str:
     """The study as Markdown: one table line per row and budget, then each trend in words."""
     chance = 100 * study["chance_r1"]
     lines = [f"No pre-training (row 0), fine-tuned: audio {study['floor']['audio']:.1f}, video "
-             f"{study['floor']['video']:.1f}. Retrieval chance R@1 {chance:.2f}%.", "",
+             f"{study['floor']['video']:.1f}. Retrieval chance R@1 {chance:.2f}%: among this many clips R@1 moves in "
+             f"steps of {chance:.2f} points, so a few hits either way are noise; the median rank shows the trend "
+             "better.", "",
              "| row | run | epochs | steps | training FLOPs | wall (s) | audio | gain | video | gain | A->V R@1 (%) "
              "| V->A R@1 (%) | A->V median rank |", "|" + "---|" * 13]
     for row, budgets in study["rows"].items():
@@ -141,13 +146,17 @@ def scaling_markdown(study: dict, fitted: dict[int, dict[str, dict]]) -> str:
                 lines.append(f"- row {row}, {name}: {trend['slope']:+.2f} points per 10x compute.")
                 continue
             goal = f"{100 * trend['target']:.1f}% ({trend['target'] / study['chance_r1']:.0f}x chance)"
+            log10_at = trend["log10_flops_at_target"]
             if trend["reached"]:
                 where = "reached at a measured budget"
-            elif trend["flops_at_target"]:
-                where = (f"the trend reaches it at {trend['flops_at_target']:.1e} FLOPs, "
-                         f"{trend['flops_at_target'] / largest:.0f}x the largest budget (an extrapolation)")
-            else:
+            elif log10_at is None:
                 where = "the trend does not rise, so no budget reaches it on this evidence"
+            elif log10_at - math.log10(largest) <= math.log10(FURTHEST_EXTRAPOLATION):
+                where = (f"the trend reaches it at {10 ** log10_at:.1e} FLOPs, "
+                         f"{10 ** (log10_at - math.log10(largest)):.0f}x the largest budget (an extrapolation)")
+            else:
+                where = (f"the trend is too flat to say: it would need more than {FURTHEST_EXTRAPOLATION}x the "
+                         "largest budget")
             lines.append(f"- row {row}, {name}: {100 * trend['slope']:+.2f} points of R@1 per 10x compute; "
                          f"{goal}: {where}.")
     return "\n".join(lines)

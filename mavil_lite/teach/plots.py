@@ -127,23 +127,22 @@ def plot_ablation_diagnostics(histories: dict[str, dict[str, list[float]]], diag
     return fig
 
 
-def plot_scaling(study: dict, fitted: dict[int, dict[str, dict]] | None = None) -> Figure:
-    """Two panels against pre-training compute (log x): the fine-tuned gain over no pre-training, and A->V R@1.
+def plot_scaling(study: dict) -> Figure:
+    """Three panels against pre-training compute (log x): the fine-tuned gain over no pre-training, A->V R@1 and the
+    A->V median rank, each against its chance level.
 
     Args:
         study: what `mavil_lite.experiments.scaling.scaling_study` returns (one line per row and measure).
-        fitted: optional `mavil_lite.experiments.scaling.trends`; a retrieval trend that rises toward its target is
-            drawn as a dotted line out to the compute where it would reach it.
 
     Returns:
-        Figure with two Axes: gains (zero is row 0) and A->V R@1 with chance and 10x chance (rows without
-        inter-modal contrast are the control).
+        Figure with three Axes. Rows without inter-modal contrast are the retrieval control. R@1 among N clips moves
+        in steps of 1/N, so the median rank shows the trend where R@1 is still a few hits.
     """
     if not study["rows"]:
         raise ValueError("no budgets to plot")
     chance = 100 * study["chance_r1"]
-    fig = Figure(figsize=(11, 4.0), layout="constrained")
-    gain_ax, r1_ax = fig.subplots(1, 2)
+    fig = Figure(figsize=(15, 4.0), layout="constrained")
+    gain_ax, r1_ax, rank_ax = fig.subplots(1, 3)
     for index, (row, budgets) in enumerate(study["rows"].items()):
         flops = np.array([b["flops"] for b in budgets])
         label = f"row {row} ({budgets[0]['run']})"
@@ -151,17 +150,18 @@ def plot_scaling(study: dict, fitted: dict[int, dict[str, dict]] | None = None) 
             gain_ax.plot(flops, [b[f"{modality}_gain"] for b in budgets], style, color=f"C{index}",
                          label=f"{label}: {modality}")
         r1_ax.plot(flops, [100 * b["retrieval"]["a2v"]["R@1"] for b in budgets], "o-", color=f"C{index}", label=label)
-        trend = (fitted or {}).get(row, {}).get("a2v_r1")
-        if trend and trend["flops_at_target"] and not trend["reached"]:
-            far = np.geomspace(flops.max(), trend["flops_at_target"], 20)
-            r1_ax.plot(far, 100 * (trend["intercept"] + trend["slope"] * np.log10(far)), ":", color=f"C{index}",
-                       label=f"{label}: log-linear trend")
+        rank_ax.plot(flops, [b["retrieval"]["a2v"]["median_rank"] for b in budgets], "o-", color=f"C{index}",
+                     label=label)
     gain_ax.axhline(0, color="C3", linestyle="--", linewidth=1.2, label="no pre-training (row 0)")
     gain_ax.set(title="Fine-tuned gain over no pre-training", ylabel="gain (points)")
     r1_ax.axhline(chance, color="black", linestyle="--", linewidth=1, label=f"chance ({chance:.1f}%)")
     r1_ax.axhline(10 * chance, color="grey", linestyle=":", linewidth=1, label=f"10 x chance ({10 * chance:.1f}%)")
-    r1_ax.set(title="A -> V retrieval among the test clips", ylabel="R@1 (%)")
-    for ax in (gain_ax, r1_ax):
+    r1_ax.set(title="A -> V R@1 among the test clips", ylabel="R@1 (%)")
+    first = next(iter(study["rows"].values()))[0]["retrieval"]["chance"]
+    rank_ax.axhline(first["median_rank"], color="black", linestyle="--", linewidth=1,
+                    label=f"chance ({first['median_rank']:.1f} of {first['num_pairs']})")
+    rank_ax.set(title="A -> V median rank of the true video (lower is better)", ylabel="median rank")
+    for ax in (gain_ax, r1_ax, rank_ax):
         ax.set_xscale("log")
         ax.set_xlabel("pre-training compute (training FLOPs)")
         ax.grid(True, alpha=0.3)

@@ -112,7 +112,9 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read a recipe (a YAML file, or the name of a packaged one, see `recipe_names`) and apply ``overrides``."""
     if not Path(path).exists() and str(path) in recipe_names():
         path = RECIPES_DIR.joinpath(f"{path}.yaml")
-    elif not Path(path).is_file():
+    elif Path(path).is_file():
+        path = Path(path)
+    else:
         raise FileNotFoundError(f"{path}: no such recipe file, and not a packaged recipe ({', '.join(recipe_names())})")
     tree = yaml.safe_load(path.read_text()) or {}
     for assignment in overrides:
