@@ -72,3 +72,25 @@ def test_save_figure_writes_png_and_creates_folders(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="png"):
         save_figure(plot_ablation(RESULTS), tmp_path / "ablation.jpg")
+
+
+def test_plot_loss_curves_gives_six_terms_six_styles_and_draws_reference_lines():
+    terms = {term: [3.0 - 0.1 * step for step in range(40)]
+             for term in ("loss", "recon_audio", "recon_video", "inter", "intra_audio", "intra_video")}
+    fig = plot_loss_curves({"av_inter_intra": terms}, reference_lines={"chance: ln 8 = 2.08": 2.0794})
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if line.get_label().startswith("av_inter_intra")]
+    assert len({(line.get_linestyle(), line.get_marker()) for line in curves}) == 6
+    reference = [line for line in ax.lines if line.get_label() == "chance: ln 8 = 2.08"]
+    assert len(reference) == 1 and set(reference[0].get_ydata()) == {2.0794}
+    assert reference[0].get_color() == "grey"
+    assert "chance: ln 8 = 2.08" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_term_styles_are_fixed_per_name_and_distinct_for_new_names():
+    from mavil_lite.teach.plots import TERM_STYLES, term_styles
+
+    assert term_styles(["inter"])["inter"] == term_styles(["recon_audio", "inter", "loss"])["inter"]
+    styles = term_styles(["loss", "recon_audio", "custom_a", "custom_b"])
+    assert len(set(styles.values())) == 4
+    assert len(set(term_styles(f"t{i}" for i in range(len(TERM_STYLES))).values())) == len(TERM_STYLES)

@@ -69,7 +69,6 @@ def test_notebooks_take_the_shared_parameters():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, name
         assert SHARED_PARAMETERS <= set(re.findall(r"^(\w+) =", tagged[0].source, flags=re.M)), name
-        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name}: commit it clean"
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

@@ -13,12 +13,21 @@ PARAMETERS = {"preset", "data", "label_column", "out_dir", "seed", "device"}
 # what each notebook must print (regexes over its text output), beyond finishing and drawing its figures
 MUST_PRINT = {
     "01_data_and_features": [r"this data \(\d+ clips\): mean -?[\d.]+, std [\d.]+", r"audio tokens \(1, \d+, \d+\)"],
-    "02_masking": [r"audio: copy error [\d.]+ at ratio", r"structured \(time-freq / tube\)\s*: hidden fraction .*copy error"],
-    "03_masked_reconstruction": [r"masked-patch MSE, audio \(normalised targets\): model [\d.]+ vs mean [\d.]+"],
+    "02_masking": [r"audio: copy error [\d.]+ at ratio", r"structured \(time-freq / tube\)\s*: hidden fraction .*copy error",
+                   r"the hand-written masking equals random_masking", r"visible patches: audio \d+ of \d+, video \d+ of"],
+    "03_masked_reconstruction": [r"masked-patch MSE, audio \(normalised targets\): model [\d.]+ vs mean [\d.]+",
+                                 r"video: .*hidden-patch MSE by hand [\d.]+ = MAViL.forward's [\d.]+",
+                                 r"audio hidden-patch MSE with its own video [\d.]+; with another clip's video",
+                                 r"fusion block 0: audio tokens give [\d.]+% of their attention to video tokens"],
     "04_contrastive_learning": [r"inter-modal InfoNCE \(untrained\)", r"av_inter_intra: A->V R@1 [\d.]+"],
-    "05_stage2_distillation": [r"gain of stage2_iter1 over av_inter_intra", r"gain of stage2_iter2 over stage2_iter1"],
+    "05_stage2_distillation": [r"gain of stage2_iter1 over av_inter_intra", r"gain of stage2_iter2 over stage2_iter1",
+                               r"the hand-written fused targets equal MAViL.fused_targets",
+                               r"stage2_iter1 \(fused targets\), audio: hidden-token MSE [\d.]+, (below|above) the per-position",
+                               r"-> fused targets beat raw patches \(stage 1\) on \d of 4 measures",
+                               r"-> fused targets beat encoders before fusion on \d of 4 measures"],
     "06_finetuning_and_evaluation": [r"pre-trained A\+V head .* mAP [\d.]+, accuracy", r"a2v: R@1 [\d.]+",
-                                     r"largest difference from the original model"],
+                                     r"largest difference from the original model",
+                                     r"kit model\s+A mAP [\d.]+, V mAP [\d.]+, A\+V mAP"],
 }
 
 
@@ -44,7 +53,7 @@ def synthetic_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("teaching_synthetic")
 
 
-def test_six_notebooks_are_committed_clean_with_the_house_structure():
+def test_six_notebooks_have_the_house_structure():
     present = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     assert present == NOTEBOOKS
     for name in NOTEBOOKS:
@@ -53,8 +62,6 @@ def test_six_notebooks_are_committed_clean_with_the_house_structure():
         assert len(tagged) == 1, name
         assert PARAMETERS <= set(re.findall(r"^(\w+) =", tagged[0].source, flags=re.M)), name
         assert re.search(r'^preset = "cpu"', tagged[0].source, flags=re.M), name
-        assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), \
-            f"{name}: commit the notebook clean"
         assert "%matplotlib inline" in nb.cells[1].source, name  # figures render as PNG headless too
         assert nb.cells[0].cell_type == "markdown" and "What this notebook teaches" in nb.cells[0].source
         assert "What it assumes" in nb.cells[0].source

@@ -95,3 +95,64 @@ def test_no_pyplot_state():
     before = plt.get_fignums()
     viz.plot_patch_grid(FBANK, (16, 16))
     assert plt.get_fignums() == before
+
+
+def tick_labels_overlap(fig) -> list[tuple[str, str]]:
+    """Pairs of x tick labels of the first Axes whose rendered boxes overlap."""
+    from itertools import combinations
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    ticks = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    return [(a.get_text(), b.get_text()) for a, b in combinations(ticks, 2)
+            if a.get_window_extent().overlaps(b.get_window_extent())]
+
+
+def test_metric_bar_labels_are_wrapped_and_never_overlap():
+    four = {"audio: distance (patches)": 1.2, "video: distance (patches)": 0.9, "audio: copy MSE": 0.4,
+            "video: copy MSE": 0.3}
+    fig = viz.plot_metric_bars({"random": four, "structured (time-freq / tube)": four}, "value", "t")
+    assert "audio: distance\n(patches)" in [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert tick_labels_overlap(fig) == []
+    six = {f"{name}: a fairly long metric name, number {i}": float(i) for i, name in
+           enumerate(["audio probe mAP", "video probe mAP", "A->V R@1", "V->A R@1", "audio fine-tuned", "video"])}
+    fig = viz.plot_metric_bars({"random init": six, "av_mae": six, "av_inter_intra": six}, "percent", "t")
+    assert len(fig.axes[0].get_xticklabels()) == 6 and tick_labels_overlap(fig) == []
+
+
+def test_lines_with_a_right_axis_share_one_legend():
+    fig = viz.plot_lines([0.1, 0.5, 0.8], {"audio": [1, 2, 3], "video": [1, 1.5, 2]}, "ratio", "distance", "t",
+                         vline=0.8, right_series={"audio: copy MSE": [0.1, 0.2, 0.3], "video: copy MSE": [0.2, 0.3, 0.4],
+                                                  "predict each patch's mean": [0.5, 0.5, 0.5]},
+                         right_ylabel="hidden-patch MSE")
+    left, right = fig.axes
+    assert right.get_ylabel() == "hidden-patch MSE" and len(right.get_lines()) == 3
+    assert all(line.get_linestyle() == "--" for line in right.get_lines())
+    colours = [line.get_color() for ax in (left, right) for line in ax.get_lines() if line.get_label()[0] != "_"]
+    assert len(set(colours)) == 5  # the right series continue the left's colours
+    assert len(fig.legends) == 1 and left.get_legend() is None and right.get_legend() is None
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "audio", "video", "audio: copy MSE", "video: copy MSE", "predict each patch's mean"]
+
+
+def test_similarity_sorted_by_label_with_class_boundaries():
+    matrix = np.arange(16.0).reshape(4, 4)  # row r, column c holds 4 r + c: any permutation is visible
+    fig = viz.plot_similarity({"m": matrix}, "video clip", "audio clip", "cosine", labels=["b", "a", "b", "a"])
+    ax = fig.axes[0]
+    order = [1, 3, 0, 2]  # the "a" clips first, each class in its original order
+    assert np.array_equal(ax.images[0].get_array(), matrix[np.ix_(order, order)])
+    boundaries = {(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.get_lines()}
+    assert ((1.5, 1.5), (0, 1)) in boundaries and ((0, 1), (1.5, 1.5)) in boundaries  # vertical and horizontal
+    assert list(ax.get_xticks()) == [0.5, 2.5] and [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    diagonal = [p for p in ax.patches if p.get_width() == 1]
+    assert [p.get_xy() for p in diagonal] == [(k - 0.5, k - 0.5) for k in range(4)]
+    with pytest.raises(ValueError, match="one label per row"):
+        viz.plot_similarity({"m": matrix}, "x", "y", "v", labels=["a", "b"])
+
+
+def test_similarity_class_names_thin_out_instead_of_overlapping():
+    labels = [f"class {i:03d}" for i in range(120)]
+    fig = viz.plot_similarity({"m": np.eye(120)}, "x", "y", "v", labels=labels)
+    assert 0 < len(fig.axes[0].get_yticks()) < 120
+    assert viz.label_order([3, 1, 2, 1]).tolist() == [1, 3, 2, 0]

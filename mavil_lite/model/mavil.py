@@ -28,6 +28,7 @@ from .losses import contrastive_top1, info_nce, masked_reconstruction_loss, teac
 from .masking import Masked, random_masking, unmasked
 
 MODALITIES = ("audio", "video")
+DISTILLATION_SOURCES = ("fused", "encoder")  # where a stage-2 teacher's targets come from: distillation_targets
 
 
 @dataclass
@@ -282,9 +283,23 @@ class MAViL(nn.Module):
     @torch.no_grad()
     def fused_targets(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """As a stage-2 teacher: normalised fused patch tokens of the full clip, ``(B, N, dim)`` per modality."""
+        return self.distillation_targets(audio, video, source="fused")
+
+    @torch.no_grad()
+    def distillation_targets(self, audio: torch.Tensor | None = None, video: torch.Tensor | None = None,
+                             source: str = "fused") -> dict[str, torch.Tensor]:
+        """A teacher's per-token targets for the full clip, ``(B, N, dim)`` per modality, normalised per token.
+
+        ``source="fused"`` (MAViL's stage 2): the joint blocks' outputs, aligned and contextualised by the other
+        modality. ``source="encoder"``: each modality encoder's own outputs, before fusion: the unimodal
+        alternative that notebook 05 trains a student on, to measure what the fusion adds.
+        """
+        if source not in DISTILLATION_SOURCES:
+            raise ValueError(f"source must be one of {DISTILLATION_SOURCES}, got {source!r}")
         inputs = self._inputs(audio, video)
-        fused = self.forward_fusion({m: self.encoders[m](x) for m, x in inputs.items()})
-        return {m: teacher_targets(f[:, 1:]) for m, f in fused.items()}
+        tokens = {m: self.encoders[m](x) for m, x in inputs.items()}  # (B, 1 + N, dim) per modality
+        chosen = self.forward_fusion(tokens) if source == "fused" else tokens
+        return {m: teacher_targets(t[:, 1:]) for m, t in chosen.items()}  # CLS dropped: (B, N, dim)
 
     @torch.no_grad()
     def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:

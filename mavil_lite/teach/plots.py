@@ -185,18 +185,47 @@ def _as_runs_of_terms(histories: dict) -> dict[str, dict[str, list[float]]]:
     return runs
 
 
-def plot_loss_curves(histories: dict[str, list[float]] | dict[str, dict[str, list[float]]]) -> Figure:
+# (line style, marker) per loss term: every term of a run gets its own, so six terms stay six distinct curves.
+TERM_STYLES = [("-", ""), ("--", ""), (":", ""), ("-.", ""), ("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"),
+               ("-", "v"), ("--", "x"), (":", "P"), ("-.", "*")]
+# The kit's terms (`MAViL.forward`) keep one style in every figure; other names take the free styles in order.
+KNOWN_TERM_STYLES = {"": 0, "loss": 0, "recon_audio": 1, "recon_video": 2, "inter": 3, "intra_audio": 4,
+                     "intra_video": 5}
+MARKERS_PER_CURVE = 8  # markers are drawn at about this many points of a curve, so dense curves stay lines
+
+
+def term_styles(term_names) -> dict[str, tuple[str, str]]:
+    """``{term: (line style, marker)}``: the kit's terms by `KNOWN_TERM_STYLES`, the others (sorted) in the styles
+    left free, so no two terms share one unless there are more than ``len(TERM_STYLES)``."""
+    names = sorted(set(term_names))
+    taken = {KNOWN_TERM_STYLES[name] for name in names if name in KNOWN_TERM_STYLES}
+    free = [i for i in range(len(TERM_STYLES)) if i not in taken] or list(range(len(TERM_STYLES)))
+    styles, next_free = {}, 0
+    for name in names:
+        if name in KNOWN_TERM_STYLES:
+            styles[name] = TERM_STYLES[KNOWN_TERM_STYLES[name]]
+        else:
+            styles[name] = TERM_STYLES[free[next_free % len(free)]]
+            next_free += 1
+    return styles
+
+
+def plot_loss_curves(histories: dict[str, list[float]] | dict[str, dict[str, list[float]]],
+                     reference_lines: dict[str, float] | None = None) -> Figure:
     """One line per run, or per (run, loss term) when a run maps to a dict of terms.
 
     Args:
         histories: {run name: [loss per optimisation step]} or {run name: {term name: [loss per step]}}.
-            Colour identifies the run, line style the term.
+            Colour identifies the run, line style and marker the term (`term_styles`).
+        reference_lines: {legend label: loss value} drawn as horizontal dashed grey lines, e.g. InfoNCE's chance
+            level ``{"chance: ln 8 = 2.08": np.log(8)}``.
 
     Returns:
-        Figure with one Axes; the y axis is logarithmic when all losses are positive and span more than
-        a factor of `LOG_SCALE_MIN_RANGE`.
+        Figure with one Axes; the y axis is logarithmic when all losses (and reference values) are positive and
+        span more than a factor of `LOG_SCALE_MIN_RANGE`.
     """
     runs = _as_runs_of_terms(histories)
+    references = {str(label): float(value) for label, value in (reference_lines or {}).items()}
     all_losses = np.array([loss for terms in runs.values() for losses in terms.values() for loss in losses])
     finite_losses = all_losses[np.isfinite(all_losses)]
     if finite_losses.size == 0:
@@ -204,16 +233,20 @@ def plot_loss_curves(histories: dict[str, list[float]] | dict[str, dict[str, lis
 
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.subplots()
-    line_styles = ["-", "--", ":", "-."]
-    term_names = sorted({term for terms in runs.values() for term in terms})
+    styles = term_styles(term for terms in runs.values() for term in terms)
     for run_index, (run, terms) in enumerate(runs.items()):
         colour = f"C{run_index % 10}"
         for term, losses in terms.items():
-            style = line_styles[term_names.index(term) % len(line_styles)]
+            linestyle, marker = styles[term]
             label = f"{run}: {term}" if term else run
-            ax.plot(np.arange(len(losses)), losses, style, color=colour, label=label, linewidth=1.2)
+            ax.plot(np.arange(len(losses)), losses, linestyle=linestyle, marker=marker or None, color=colour,
+                    label=label, linewidth=1.2, markersize=4, markevery=max(1, len(losses) // MARKERS_PER_CURVE))
+    for label, value in references.items():
+        # longer dashes than the terms' "--", so the reference never reads as a curve
+        ax.axhline(value, color="grey", linestyle=(0, (8, 4)), linewidth=1.3, label=label, zorder=1)
 
-    use_log = finite_losses.min() > 0 and finite_losses.max() / finite_losses.min() > LOG_SCALE_MIN_RANGE
+    values = np.concatenate([finite_losses, [v for v in references.values() if np.isfinite(v)]])
+    use_log = values.min() > 0 and values.max() / values.min() > LOG_SCALE_MIN_RANGE
     if use_log:
         ax.set_yscale("log")
     ax.set_xlabel("optimisation step")

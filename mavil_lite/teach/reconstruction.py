@@ -17,6 +17,8 @@ from torch import Tensor
 from ..data.dataset import ClipTensors
 from ..model.losses import normalize_patches
 
+CONTEXTS = ("own", "other", "zeros")  # what the other modality shows in evaluate_reconstruction
+
 
 def denormalize_patches(pred: Tensor, reference: Tensor, eps: float = 1e-6) -> Tensor:
     """Undo :func:`~mavil_lite.model.losses.normalize_patches` with the mean and variance of ``reference``.
@@ -27,6 +29,21 @@ def denormalize_patches(pred: Tensor, reference: Tensor, eps: float = 1e-6) -> T
     """
     mean = reference.mean(dim=-1, keepdim=True)
     var = reference.var(dim=-1, keepdim=True)
+    return pred * (var + eps) ** 0.5 + mean
+
+
+def denormalize_with_visible(pred: Tensor, target: Tensor, mask: Tensor, eps: float = 1e-6) -> Tensor:
+    """Undo the per-patch normalisation with statistics the model could know: the clip's visible patches.
+
+    pred, target ``(B, N, P)``, mask ``(B, N)`` (1 = hidden). Every patch gets the average mean and variance of
+    the clip's *visible* patches, so a hidden patch's brightness and contrast come from its surroundings, not from
+    its own true values as in :func:`denormalize_patches`. The gap between the two pictures is what the usual one
+    borrows from the answer.
+    """
+    visible = (1 - mask).unsqueeze(-1).to(target.dtype)  # (B, N, 1)
+    count = visible.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, 1)
+    mean = (target.mean(dim=-1, keepdim=True) * visible).sum(dim=1, keepdim=True) / count  # (B, 1, 1)
+    var = (target.var(dim=-1, keepdim=True) * visible).sum(dim=1, keepdim=True) / count  # (B, 1, 1)
     return pred * (var + eps) ** 0.5 + mean
 
 
@@ -41,7 +58,8 @@ def reconstruct(model, modality: str, x: Tensor, pred: Tensor, mask: Tensor) -> 
     each patch's true statistics when the model uses normalised targets), 'pasted' (visible patches from
     ``x``, hidden ones predicted), 'mask' (1 where hidden); with normalised targets also 'target_normalized'
     and 'prediction_normalized', the per-patch normalised input and the raw decoder output: what the loss
-    actually compares.
+    actually compares, and 'prediction_visible_stats', the output de-normalised with the visible patches'
+    statistics (:func:`denormalize_with_visible`).
     """
     if model.config.target != "pixels":
         raise ValueError("only a stage-1 model (target='pixels') predicts inputs; a stage-2 model predicts features")
@@ -56,6 +74,7 @@ def reconstruct(model, modality: str, x: Tensor, pred: Tensor, mask: Tensor) -> 
     if model.config.norm_pix_loss:
         out["target_normalized"] = model.unpatchify(modality, normalize_patches(target))
         out["prediction_normalized"] = model.unpatchify(modality, pred)
+        out["prediction_visible_stats"] = model.unpatchify(modality, denormalize_with_visible(pred, target, mask))
     return out
 
 
@@ -81,13 +100,20 @@ def evaluate_reconstruction(
     mean_patches: dict[str, Tensor] | None = None,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    context: str = "own",
 ) -> dict[str, dict[str, float]]:
     """Masked-patch mean squared error of the model and of the mean predictor, over all hidden patches.
 
     Both errors are in the loss's target space (normalised units with ``norm_pix_loss``) and on the same
     masks, drawn from ``seed``. Returns ``{modality: {"model": mse, "mean": mse, "patches": count}}``.
     ``mean_patches`` (from :func:`dataset_mean_patches` on the training clips) is needed for raw targets.
+
+    ``context`` is what the *other* modality shows while one is scored: ``"own"`` (the clip's own), ``"other"``
+    (the next clip's: audio with a wrong video and video with a wrong audio) or ``"zeros"`` (a blank input).
+    The gap between them is how much reconstruction uses the other modality, through the fusion blocks.
     """
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {CONTEXTS}, got {context!r}")
     if model.config.target != "pixels":
         raise ValueError("reconstruction error is defined for stage-1 models (target='pixels')")
     if not model.config.norm_pix_loss and mean_patches is None:
@@ -99,8 +125,10 @@ def evaluate_reconstruction(
         audio, video, _ = clips.batch(slice(start, start + batch_size))
         inputs = {"audio": audio.to(device), "video": video.to(device)}
         noise = model.mask_noise(len(audio), generator)
-        out = model(**{m: inputs[m] for m in model.modalities}, mask_ratio=mask_ratio, noise=noise)
+        out = None
         for m in model.modalities:
+            if out is None or context != "own":  # the own context scores both modalities from one pass
+                out = model(**_with_context(inputs, m, context, model.modalities), mask_ratio=mask_ratio, noise=noise)
             target = model.patchify(m, inputs[m])  # (B, N, P)
             if model.config.norm_pix_loss:
                 target = normalize_patches(target)
@@ -113,3 +141,16 @@ def evaluate_reconstruction(
             totals[m]["patches"] += hidden.sum().item()
     return {m: {"model": t["model"] / t["patches"], "mean": t["mean"] / t["patches"], "patches": int(t["patches"])}
             for m, t in totals.items()}
+
+
+def _with_context(inputs: dict[str, Tensor], scored: str, context: str, modalities) -> dict[str, Tensor]:
+    """The model's inputs while ``scored`` is evaluated: the other modality kept, rolled by one clip or zeroed."""
+    given = {}
+    for m in modalities:
+        x = inputs[m]
+        if m != scored and context == "other":
+            x = x.roll(1, dims=0)  # each clip gets its neighbour's input
+        elif m != scored and context == "zeros":
+            x = torch.zeros_like(x)
+        given[m] = x
+    return given

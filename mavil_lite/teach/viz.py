@@ -13,6 +13,7 @@ layouts:
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -233,29 +234,62 @@ def plot_tubelet_grid(frames, tubelet_size: Sequence[int], times_s=None, title: 
 
 # ------------------------------------------------------------------------------------------ curves, bars
 def plot_lines(x, series: dict[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
-               vline: float | None = None) -> Figure:
-    """Line plot of several named series over a shared ``x`` (markers at the measured points)."""
+               vline: float | None = None, right_series: dict[str, Sequence[float]] | None = None,
+               right_ylabel: str | None = None) -> Figure:
+    """Line plot of several named series over a shared ``x`` (markers at the measured points).
+
+    ``right_series`` (each as long as ``x``) are drawn dashed on a second y axis labelled ``right_ylabel``, for a
+    quantity in other units; their colours continue after the left series', and one legend names both sides.
+    """
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     for i, (name, values) in enumerate(series.items()):
-        ax.plot(_np(x), _np(values), "o-", color=f"C{i}", label=name, markersize=4)
+        ax.plot(_np(x), _np(values), "o-", color=f"C{i % 10}", label=name, markersize=4)
     if vline is not None:
         ax.axvline(vline, color="k", linestyle="--", linewidth=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if not right_series:
+        ax.legend(fontsize=8)
+        return fig
+    right = ax.twinx()
+    for i, (name, values) in enumerate(right_series.items(), start=len(series)):
+        right.plot(_np(x), _np(values), "s--", color=f"C{i % 10}", label=name, markersize=4)
+    right.set_ylabel(right_ylabel or "")
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    # Below the axes: inside, it would hide lines of one axis or the other (each axis only avoids its own lines).
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8)
     return fig
 
 
+BAR_LABEL_WRAP = 15  # characters per tick-label line under a group of bars
+TICK_CHAR_WIDTH_IN = 0.085  # width of one character at the tick font size (10 pt), with some slack
+
+
+def _wrap_label(label: str, width: int = BAR_LABEL_WRAP) -> str:
+    """``label`` broken into lines of at most ``width`` characters at spaces (a longer word stays whole);
+    line breaks already in it are kept."""
+    return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in label.splitlines())
+
+
 def plot_metric_bars(results: dict[str, dict[str, float]], ylabel: str, title: str) -> Figure:
-    """Grouped bars: ``results[run][metric]``, one group per metric, one bar per run, values printed."""
+    """Grouped bars: ``results[run][metric]``, one group per metric, one bar per run, values printed.
+
+    Long metric names are wrapped under their group, and each group is made at least as wide as its longest
+    label line, so neighbouring tick labels never print over each other.
+    """
     runs = list(results)
     metrics = list(dict.fromkeys(m for r in results.values() for m in r))
+    tick_labels = [_wrap_label(str(m)) for m in metrics]
+    longest_line = max((len(line) for label in tick_labels for line in label.splitlines()), default=0)
+    # wide enough for the bars, and for each group's longest label line plus the y axis labels (about 1.2 in)
+    fig_width = max(6, 1.6 * len(metrics) * max(1, len(runs) / 2),
+                    (TICK_CHAR_WIDTH_IN * longest_line + 0.25) * len(metrics) + 1.2)
     positions = np.arange(len(metrics))
     width = 0.8 / len(runs)
-    fig = Figure(figsize=(max(6, 1.6 * len(metrics) * max(1, len(runs) / 2)), 4), layout="constrained")
+    fig = Figure(figsize=(fig_width, 4), layout="constrained")
     ax = fig.subplots()
     top = 0.0
     for i, run in enumerate(runs):
@@ -263,7 +297,7 @@ def plot_metric_bars(results: dict[str, dict[str, float]], ylabel: str, title: s
         bars = ax.bar(positions + (i - (len(runs) - 1) / 2) * width, values, width, label=run, color=f"C{i}")
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
         top = max(top, np.nanmax([*values, 0.0]))
-    ax.set_xticks(positions, metrics)
+    ax.set_xticks(positions, tick_labels)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, top * 1.25 + 1e-9)
     ax.set_title(title, fontsize=11)
@@ -272,18 +306,80 @@ def plot_metric_bars(results: dict[str, dict[str, float]], ylabel: str, title: s
 
 
 # ------------------------------------------------------------------------------------------ contrast
+MATRIX_AXES_IN = 3.3  # about how tall a heat map of `plot_similarity` is drawn, for sizing its class names
+CLASS_NAME_PT = 8  # largest font for the class names beside a sorted matrix
+
+
+def label_order(labels: Sequence) -> np.ndarray:
+    """``(N,)`` indices that sort ``labels`` (one per clip); equal labels keep their order (a stable sort)."""
+    return np.array(sorted(range(len(labels)), key=lambda i: labels[i]), dtype=np.int64)
+
+
+def _class_blocks(sorted_labels: Sequence) -> list[tuple[object, int, int]]:
+    """Runs of equal labels in a sorted sequence: ``(label, start, stop)`` per class block."""
+    blocks, start = [], 0
+    for k in range(1, len(sorted_labels) + 1):
+        if k == len(sorted_labels) or sorted_labels[k] != sorted_labels[start]:
+            blocks.append((sorted_labels[start], start, k))
+            start = k
+    return blocks
+
+
+def _draw_class_blocks(ax, blocks: list[tuple[object, int, int]], size: int) -> None:
+    """Lines between the class blocks of a sorted ``(size, size)`` heat map, and the class names at the blocks'
+    centres; a name that would print over the previous one is left out."""
+    for _, start, _ in blocks[1:]:
+        # under the diagonal outline (patches draw at zorder 1), which would otherwise lose its edges to these
+        ax.axhline(start - 0.5, color="w", linewidth=1.0, zorder=0.5)
+        ax.axvline(start - 0.5, color="w", linewidth=1.0, zorder=0.5)
+    points_per_row = MATRIX_AXES_IN * 72 / size
+    all_centres = [(start + stop - 1) / 2 for _, start, stop in blocks]
+    # the font fits the typical distance between two names; the few closer ones are thinned out below
+    spacing_pt = np.median(np.diff(all_centres)) * points_per_row if len(blocks) > 1 else CLASS_NAME_PT
+    fontsize = float(np.clip(0.8 * spacing_pt, 5, CLASS_NAME_PT))
+    min_gap = 1.2 * fontsize / points_per_row  # rows between the centres of two names that do not touch
+    centres, names, last = [], [], -np.inf
+    for (label, _, _), centre in zip(blocks, all_centres):
+        if centre - last >= min_gap:
+            centres.append(centre)
+            names.append(str(label))
+            last = centre
+    ax.set_xticks(centres, names, rotation=90, fontsize=fontsize)
+    ax.set_yticks(centres, names, fontsize=fontsize)
+    ax.tick_params(length=0)
+
+
 def plot_similarity(matrices: dict[str, object], xlabel: str, ylabel: str, value_label: str,
-                    title: str | None = None, highlight_diagonal: bool = True) -> Figure:
+                    title: str | None = None, highlight_diagonal: bool = True,
+                    labels: Sequence | None = None) -> Figure:
     """Side-by-side heat maps of ``(N, N)`` matrices (e.g. audio-to-video similarity before and after
-    training); the diagonal (each clip with itself) is outlined."""
-    fig = Figure(figsize=(4.6 * len(matrices), 4.2), layout="constrained")
+    training); the diagonal (each clip with itself) is outlined.
+
+    ``labels`` (``N`` class labels, one per clip, shared by all matrices) orders rows and columns by class (a
+    stable sort) and draws the class boundaries in white, with the class names at the blocks' centres: clips of
+    a class that embed alike make a bright block on the diagonal. Rows and columns move together, so each clip
+    still meets itself on the diagonal.
+    """
+    fig = Figure(figsize=(4.6 * len(matrices), 4.2 if labels is None else 4.7), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(matrices)))
     for ax, (name, matrix) in zip(axes, matrices.items()):
         matrix = _np(matrix)
-        image = ax.imshow(matrix, cmap="coolwarm" if matrix.min() < 0 else "viridis", interpolation="nearest")
+        if labels is not None:
+            if matrix.ndim != 2 or matrix.shape != (len(labels), len(labels)):
+                raise ValueError(f"labels sort a square matrix, one label per row: {len(labels)} labels, "
+                                 f"matrix {matrix.shape}")
+            order = label_order(labels)
+            matrix = matrix[np.ix_(order, order)]
+        if matrix.min() < 0:  # signed (cosines): white at 0, so red means similar and blue dissimilar
+            limit = float(np.abs(matrix).max())
+            image = ax.imshow(matrix, cmap="coolwarm", vmin=-limit, vmax=limit, interpolation="nearest")
+        else:
+            image = ax.imshow(matrix, cmap="viridis", interpolation="nearest")
         if highlight_diagonal:
             for k in range(min(matrix.shape)):
                 ax.add_patch(Rectangle((k - 0.5, k - 0.5), 1, 1, fill=False, edgecolor="k", linewidth=0.8))
+        if labels is not None:
+            _draw_class_blocks(ax, _class_blocks([labels[i] for i in order]), len(matrix))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(name, fontsize=10)

@@ -37,27 +37,28 @@ def teacher_target_bytes(teacher: MAViL, num_clips: int) -> int:
 
 @torch.no_grad()
 def all_teacher_targets(teacher: MAViL, data: ClipTensors, device: str, batch_size: int = 64,
-                        progress: bool = True) -> dict[str, torch.Tensor]:
+                        progress: bool = True, source: str = "fused") -> dict[str, torch.Tensor]:
     """The frozen teacher's targets for every clip, once: ``{modality: (N, tokens, dim)}`` on the CPU.
 
     The teacher sees the full, unaugmented clip, so its targets are the same in every epoch; computing them
-    once saves the teacher's forward pass in every step after the first epoch.
+    once saves the teacher's forward pass in every step after the first epoch. ``source``: see
+    `MAViL.distillation_targets`.
     """
     parts: dict[str, list[torch.Tensor]] = {}
     for start in tqdm(range(0, len(data), batch_size), desc="teacher targets", disable=not progress):
         audio, video, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        for m, t in teacher.fused_targets(audio.to(device), video.to(device)).items():
+        for m, t in teacher.distillation_targets(audio.to(device), video.to(device), source).items():
             parts.setdefault(m, []).append(t.float().cpu())
     return {m: torch.cat(chunks) for m, chunks in parts.items()}
 
 
 def pretrain_step_fn(model: MAViL, data: ClipTensors, device: str, teacher: MAViL | None = None,
-                     targets: dict[str, torch.Tensor] | None = None):
+                     targets: dict[str, torch.Tensor] | None = None, target_source: str = "fused"):
     """The loss of one micro-batch: ``fn(runner, step) -> {term: scalar}``; ``runner`` may wrap ``model`` (DDP).
 
     Stage 2 gets its targets from ``targets`` (every clip's, from `all_teacher_targets`) when given, else from
-    running ``teacher`` on the batch. A clip that lacks a modality (``data.has_audio`` / ``has_video``) gets no
-    loss term from it.
+    running ``teacher`` on the batch (``target_source``: see `MAViL.distillation_targets`). A clip that lacks a
+    modality (``data.has_audio`` / ``has_video``) gets no loss term from it.
     """
 
     has = {"audio": data.has_audio, "video": data.has_video}
@@ -70,9 +71,14 @@ def pretrain_step_fn(model: MAViL, data: ClipTensors, device: str, teacher: MAVi
         audio, video, _ = data.batch(step.index)  # a stream sets has[m][step.index] here, so read before the masks
         global_noise = model.mask_noise(step.global_batch, step.generator)  # (views * G, N) per modality
         noise = {m: rows_of_batch(n, step.global_batch, step.offset, len(step.index)) for m, n in global_noise.items()}
-        batch_targets = None if targets is None else {m: t[step.index].to(device) for m, t in targets.items()}
+        if targets is not None:
+            batch_targets = {m: t[step.index].to(device) for m, t in targets.items()}
+        elif teacher is not None:
+            batch_targets = teacher.distillation_targets(audio.to(device), video.to(device), target_source)
+        else:
+            batch_targets = None
         present = {m: has[m][step.index].to(device) for m in model.modalities} if partial else None
-        out = runner(audio.to(device), video.to(device), teacher=teacher, noise=noise, targets=batch_targets,
+        out = runner(audio.to(device), video.to(device), noise=noise, targets=batch_targets,
                      present=present)
         return {k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
 
@@ -91,11 +97,13 @@ def pretrain(
     progress: bool = True,
     desc: str = "pretrain",
     cache_teacher_targets: bool | None = None,
+    target_source: str = "fused",
 ) -> TrainResult:
     """Pre-train ``model`` on every clip of ``data`` (labels unused): a `ClipTensors` in memory, or a
     `streaming.StreamedClips` read from disk as training goes.
 
-    Stage 2 when ``teacher`` is given: the teacher is frozen and run without gradients. With
+    Stage 2 when ``teacher`` is given: the teacher is frozen and run without gradients; its targets are its
+    fused tokens (MAViL), or with ``target_source="encoder"`` its encoders' tokens before fusion. With
     ``checkpoint``, the run saves its state as it goes and resumes from what it finds there (a finished
     run returns at once with its stored history and wall time).
 
@@ -118,8 +126,9 @@ def pretrain(
             cache_teacher_targets = not random_windows and \
                 teacher_target_bytes(teacher, len(data)) <= TEACHER_TARGETS_MAX_BYTES
         if cache_teacher_targets and not _finished(checkpoint, config):
-            targets = all_teacher_targets(teacher, data, ctx.device, progress=progress and ctx.is_main)
+            targets = all_teacher_targets(teacher, data, ctx.device, progress=progress and ctx.is_main,
+                                          source=target_source)
             teacher = None
-    return train(model, len(data), pretrain_step_fn(model, data, ctx.device, teacher, targets), config,
+    return train(model, len(data), pretrain_step_fn(model, data, ctx.device, teacher, targets, target_source), config,
                  checkpoint=checkpoint, ctx=ctx, log_path=log_path, progress=progress, desc=desc,
                  prefetch=getattr(data, "prefetch", None))
