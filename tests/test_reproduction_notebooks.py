@@ -133,3 +133,12 @@ def test_scaling_study_measures_each_budget_and_fits_its_trend(tmp_path):
     assert record["trends"]["4"]["a2v_r1"]["target"] == pytest.approx(10 / 8)
     assert "| 4 | av_inter_intra | 2 |" in (tmp_path / "scaling.md").read_text()
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
+
+
+def test_every_notebook_pre_trains_on_the_clips_the_ablation_pre_trains_on():
+    """A table that reuses pretrain.ipynb's checkpoints (pretrained_dir) must get models pre-trained on the same clips
+    as the ablation's own: the train split and the unlabelled one (`pretraining_clips`), never the train split alone."""
+    for name in ["pretrain", "table_ablation", "scaling", *TABLES]:
+        source = "\n".join(c.source for c in nbformat.read(REPO / "reproduce" / f"{name}.ipynb", as_version=4).cells)
+        assert "pretraining_clips(" in source, name
+        assert not re.search(r"(pretrain_clips|train) = load_source\([^)]*\)\.subset\(\"train\"\)", source), name

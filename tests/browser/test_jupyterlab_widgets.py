@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import nbformat
 import papermill
 import pytest
 
@@ -87,12 +88,19 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 def prepare_notebook(name: str, root: Path) -> str:
-    """Copy notebooks/<name>.ipynb into the served folder with the smoke parameters injected (not executed)."""
+    """Copy notebooks/<name>.ipynb into the served folder with the smoke parameters injected (not executed), and
+    without the committed outputs, so that every figure the test sees was drawn in this browser session."""
+    target = root / f"{name}.ipynb"
     papermill.execute_notebook(
-        str(REPO / "notebooks" / f"{name}.ipynb"), str(root / f"{name}.ipynb"), prepare_only=True,
+        str(REPO / "notebooks" / f"{name}.ipynb"), str(target), prepare_only=True,
         parameters={"preset": "smoke", "out_dir": str(root / "out" / name), "synthetic_dir": str(root / "synthetic"),
                     "num_workers": 0, "threads": 1})  # absolute paths: the kernel starts in `root`, not the repo
-    return f"{name}.ipynb"
+    nb = nbformat.read(target, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, target)
+    return target.name
 
 
 def kernel_status(driver, path: str) -> str | None:
