@@ -69,16 +69,17 @@ def pretrain_step_fn(model: MAViL, data: ClipTensors, device: str, teacher: MAVi
 
     def loss_fn(runner, step: Step) -> dict[str, torch.Tensor]:
         audio, video, _ = data.batch(step.index)  # a stream sets has[m][step.index] here, so read before the masks
+        audio, video = audio.to(device), video.to(device)  # once: the teacher and the student read the same batch
         global_noise = model.mask_noise(step.global_batch, step.generator)  # (views * G, N) per modality
         noise = {m: rows_of_batch(n, step.global_batch, step.offset, len(step.index)) for m, n in global_noise.items()}
         if targets is not None:
             batch_targets = {m: t[step.index].to(device) for m, t in targets.items()}
         elif teacher is not None:
-            batch_targets = teacher.distillation_targets(audio.to(device), video.to(device), target_source)
+            batch_targets = teacher.distillation_targets(audio, video, target_source)
         else:
             batch_targets = None
         present = {m: has[m][step.index].to(device) for m in model.modalities} if partial else None
-        out = runner(audio.to(device), video.to(device), noise=noise, targets=batch_targets,
+        out = runner(audio, video, noise=noise, targets=batch_targets,
                      present=present)
         return {k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0}
 
