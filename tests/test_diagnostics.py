@@ -37,10 +37,12 @@ def planted_clips(num_clips: int, seed: int) -> ClipTensors:
                        ["train"] * num_clips, [f"clip{i}" for i in range(num_clips)])
 
 
-def test_a_planted_audio_video_link_is_found_by_inter_modal_contrast_and_not_without_it():
+@pytest.mark.parametrize("contrast_norm", ["layer", "batch"])
+def test_a_planted_audio_video_link_is_found_by_inter_modal_contrast_and_not_without_it(contrast_norm):
     train, test = planted_clips(64, seed=0), planted_clips(32, seed=1)
     torch.manual_seed(0)
-    model = MAViL(model_config("tiny", **SMALL, mask_ratio=0.5, inter_contrast_weight=1.0, contrast_temperature=0.1))
+    model = MAViL(model_config("tiny", **SMALL, mask_ratio=0.5, inter_contrast_weight=1.0, contrast_temperature=0.1,
+                               contrast_norm=contrast_norm))
     before = retrieval_diagnostics(model, test)
     result = pretrain(model, train, TrainConfig(epochs=25, batch_size=32, base_lr=2e-2, warmup_epochs=2),
                       progress=False)

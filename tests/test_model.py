@@ -224,3 +224,25 @@ def test_contrast_logits_are_float32_under_bf16_autocast(monkeypatch, valid):
         loss = losses.info_nce(query, key, 0.05, valid)
     assert logits_dtypes == [torch.float32] * 2 and loss.dtype == torch.float32
     torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_batch_norm_projection_spreads_the_clips_a_young_model_sees_as_alike():
+    """[choice: contrast-projection]: at initialisation the mean-pooled tokens of different clips share a large
+    common part; LayerNorm (per clip) keeps it, so every pair of clips has nearly the same embedding and InfoNCE starts
+    from a flat softmax; BatchNorm removes it. Eval mode uses the running statistics that training gathered."""
+    audio, _ = batch(17)
+    audio = 3 * audio[:1] + 0.3 * audio[1:]  # (16, 1, 64, 32): clips that share most of their spectrum, as real ones do
+    cosines = {}
+    for norm in ("layer", "batch"):
+        model = mini(inter_contrast_weight=1.0, contrast_norm=norm).train()
+        pooled = model.encoders["audio"](audio)[:, 1:].mean(dim=1)  # (B, dim)
+        embedding = torch.nn.functional.normalize(model.inter_proj["audio"](pooled), dim=-1)  # (B, contrast_dim)
+        off_diagonal = ~torch.eye(16, dtype=torch.bool)
+        cosines[norm] = (embedding @ embedding.T)[off_diagonal].mean().item()
+    assert cosines["layer"] > 0.9 and abs(cosines["batch"]) < 0.2, cosines
+    projection = model.inter_proj["audio"][0]
+    assert isinstance(projection, torch.nn.BatchNorm1d) and projection.num_batches_tracked == 1
+    model.eval()
+    assert model.inter_proj["audio"](pooled[:1]).shape == (1, 16)  # one clip at a time once trained
+    with pytest.raises(ValueError, match="contrast_norm"):
+        mini(contrast_norm="group")

@@ -115,7 +115,8 @@ def finetune_percent(model: MAViL, modality: str, train: ClipTensors, test: Clip
     """``model``'s ``modality`` encoder fine-tuned end to end on ``train`` with the preset's schedule, scored on
     ``test``: mAP or accuracy in percent. A finished ``checkpoint`` is reused."""
     torch.manual_seed(seed)  # the head's initialisation
-    classifier = MAViLClassifier(model, modality, len(train.classes), drop_path=preset.finetune_recipe.drop_path)
+    classifier = MAViLClassifier(model, modality, len(train.classes), drop_path=preset.finetune_recipe.drop_path,
+                                 head_norm=preset.finetune_recipe.head_norm)
     finetune(classifier, train, replace(preset.finetune, seed=seed), preset.finetune_recipe, checkpoint=checkpoint,
              ctx=DistributedContext(device=device), progress=False)
     return 100 * score_classifier(classifier, test, device)["value"]

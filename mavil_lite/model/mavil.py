@@ -57,6 +57,7 @@ class MAViLConfig:
     intra_contrast_weight: float = 0.0  # [choice: contrast-weights]
     contrast_temperature: float = 0.05  # [CAV-MAE] [choice: contrast-temperature]
     contrast_dim: int = 256  # projection width for the InfoNCE embeddings [choice: contrast-projection]
+    contrast_norm: str = "layer"  # the projection's input norm: "layer" or "batch" [choice: contrast-projection]
     target: str = "pixels"  # "pixels" (stage 1) or "teacher" (stage 2)
     num_classes: int = 0  # >0 adds the public checkpoint's A+V head (fc_norm_av, head_av)
     with_decoders: bool = True  # False for an inference-only model (the public checkpoints have none)
@@ -69,6 +70,8 @@ class MAViLConfig:
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
         if self.target not in ("pixels", "teacher"):
             raise ValueError(f"target must be 'pixels' or 'teacher', got {self.target!r}")
+        if self.contrast_norm not in ("layer", "batch"):
+            raise ValueError(f"contrast_norm must be 'layer' or 'batch', got {self.contrast_norm!r}")
         if self.inter_contrast_weight and len(self.modalities) < 2:
             raise ValueError("inter-modal contrast needs both modalities")
 
@@ -94,7 +97,10 @@ class MAViL(nn.Module):
         self.fusion = vit_blocks(c.dim, c.fusion_depth, c.num_heads, c.mlp_ratio, c.drop_path)
 
         def projection() -> nn.Module:  # mean-pooled encoder tokens -> contrastive embedding
-            return nn.Sequential(nn.LayerNorm(c.dim, eps=1e-6), nn.Linear(c.dim, c.contrast_dim))
+            # "batch" removes what all clips of a batch share, which LayerNorm (per clip) keeps: at initialisation that
+            # shared part makes every pair of clips look alike (cosine ~0.98) and InfoNCE starts from a flat softmax
+            norm = nn.LayerNorm(c.dim, eps=1e-6) if c.contrast_norm == "layer" else nn.BatchNorm1d(c.dim, eps=1e-6)
+            return nn.Sequential(norm, nn.Linear(c.dim, c.contrast_dim))
 
         self.inter_proj = nn.ModuleDict({m: projection() for m in self.modalities} if c.inter_contrast_weight else {})
         self.intra_proj = nn.ModuleDict({m: projection() for m in self.modalities} if c.intra_contrast_weight else {})

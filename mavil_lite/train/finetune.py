@@ -33,6 +33,7 @@ from ..model.mavil import MAViL
 from .engine import Step, TrainConfig, TrainResult, no_weight_decay_names, train
 
 MODALITY_CHOICES = ("audio", "video", "av")
+HEAD_NORMS = ("layer", "batch")
 
 
 @dataclass
@@ -46,6 +47,7 @@ class FinetuneConfig:
     freq_mask: int = 48  # SpecAugment widths for a 128-bin, 1024-frame fbank [AudioMAE]
     time_mask: int = 192
     balanced_sampling: bool = False  # for imbalanced multi-label sets such as AS-2M [AudioMAE]
+    head_norm: str = "layer"  # "layer" [AudioMAE] or "batch" (MAE's linear-probe BatchNorm) [choice: ft-head-norm]
 
 
 @dataclass
@@ -53,6 +55,7 @@ class ClassifierConfig:
     backbone: dict  # MAViLConfig fields
     modality: str
     num_classes: int
+    head_norm: str = "layer"  # checkpoints written before the choice existed have a LayerNorm
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,12 +94,18 @@ def head_backbone(backbone: MAViL, modality: str, drop_path: float | None = None
 class MAViLClassifier(nn.Module):
     """What one classification head reads of a MAViL (see `head_backbone`), and the head."""
 
-    def __init__(self, backbone: MAViL, modality: str, num_classes: int, drop_path: float | None = None):
+    def __init__(self, backbone: MAViL, modality: str, num_classes: int, drop_path: float | None = None,
+                 head_norm: str = "layer"):
         super().__init__()
+        if head_norm not in HEAD_NORMS:
+            raise ValueError(f"head_norm must be one of {HEAD_NORMS}, got {head_norm!r}")
         self.backbone = head_backbone(backbone, modality, drop_path)
-        self.modality, self.num_classes = modality, num_classes
+        self.modality, self.num_classes, self.head_norm = modality, num_classes, head_norm
         width = backbone.config.dim * (2 if modality == "av" else 1)
-        self.fc_norm = nn.LayerNorm(width, eps=1e-6)
+        # "batch" subtracts what every clip's pooled features share, which LayerNorm (per clip) keeps: in a small model
+        # early in training that shared part dwarfs the differences between clips [choice: ft-head-norm]
+        self.fc_norm = (nn.LayerNorm(width, eps=1e-6) if head_norm == "layer"
+                        else nn.BatchNorm1d(width, affine=False, eps=1e-6))
         self.head = nn.Linear(width, num_classes)
         nn.init.trunc_normal_(self.head.weight, std=2e-5)  # [MAE] fine-tuning head init
         nn.init.zeros_(self.head.bias)
@@ -104,7 +113,7 @@ class MAViLClassifier(nn.Module):
     @property
     def config(self) -> "ClassifierConfig":
         """Everything needed to rebuild this classifier from a checkpoint (the engine stores it)."""
-        return ClassifierConfig(self.backbone.config.to_dict(), self.modality, self.num_classes)
+        return ClassifierConfig(self.backbone.config.to_dict(), self.modality, self.num_classes, self.head_norm)
 
     def features(self, audio: torch.Tensor | None, video: torch.Tensor | None) -> torch.Tensor:
         """Pooled features ``(B, width)`` or ``(B, 2 * width)`` for A+V."""
@@ -191,6 +200,9 @@ def finetune(
     A clip lacking a modality the head reads (``data.has_audio`` / ``has_video``) gets no loss, nor does its mixup
     partner."""
     ctx = ctx or DistributedContext()
+    if classifier.head_norm == "batch" and train_config.batch_size < 2:
+        raise ValueError("a BatchNorm head (head_norm='batch') needs at least 2 clips per batch, got batch_size "
+                         f"{train_config.batch_size}")
     multilabel = is_multilabel(data.targets)
     if config.linear_probe:
         classifier.backbone.requires_grad_(False)

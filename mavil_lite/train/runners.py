@@ -134,7 +134,7 @@ def run_finetune(recipe: Recipe, init: str | Path, out_dir: str | Path, modality
     train_split, test_split = data.subset("train"), data.subset("test")
     backbone = load_model(init, drop_path=0.0 if config.linear_probe else config.drop_path, with_decoders=False,
                           target="pixels")
-    classifier = MAViLClassifier(backbone, config.modality, num_classes=len(data.classes))
+    classifier = MAViLClassifier(backbone, config.modality, num_classes=len(data.classes), head_norm=config.head_norm)
     out_dir = Path(out_dir)
     finetune(classifier, train_split, recipe.train_config(), config, checkpoint=out_dir / "checkpoint.pt", ctx=ctx,
              log_path=out_dir / "log.jsonl", progress=progress)
@@ -151,7 +151,8 @@ def load_classifier(path: str | Path) -> MAViLClassifier:
     if "backbone" not in config:
         raise ValueError(f"{path}: not a fine-tuned classifier checkpoint (no head); use load_model")
     backbone = MAViL(MAViLConfig(**{**config["backbone"], "with_decoders": False}))
-    classifier = MAViLClassifier(backbone, config["modality"], config["num_classes"])
+    classifier = MAViLClassifier(backbone, config["modality"], config["num_classes"],
+                                 head_norm=config.get("head_norm", "layer"))
     classifier.load_state_dict(state["model"])
     return classifier.eval()
 
