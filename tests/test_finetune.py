@@ -394,20 +394,23 @@ def test_a_batch_norm_head_removes_what_every_clips_features_share_and_loads_bac
     BatchNorm subtracts it, so the head sees only the differences between clips."""
     from mavil_lite.train.runners import load_classifier
 
-    shared = 50 * torch.randn(48)  # what a young model's pooled tokens look like: one big common direction
-    features = shared + torch.randn(16, 48)  # (B, width): small differences between clips
+    generator = torch.Generator().manual_seed(0)
+    shared = 50 * torch.randn(48, generator=generator)  # a young model's pooled tokens: one big common direction
+    features = shared + torch.randn(16, 48, generator=generator)  # (B, width): small differences between clips
     layer = MAViLClassifier(model(), "audio", num_classes=2)
     batch = MAViLClassifier(model(), "audio", num_classes=2, head_norm="batch").train()
     cosine = torch.nn.functional.cosine_similarity
     layer_normed, batch_normed = layer.fc_norm(features), batch.fc_norm(features)
     assert cosine(layer_normed[0], layer_normed[1], dim=0) > 0.99  # still almost the same vector for every clip
-    assert batch_normed.mean(dim=0).abs().max() < 1e-5 and batch_normed.std(dim=0).mean() == pytest.approx(1, abs=0.05)
+    assert batch_normed.mean(dim=0).abs().max() < 1e-4 and batch_normed.std(dim=0).mean() == pytest.approx(1, abs=0.05)
     assert abs(cosine(batch_normed[0], batch_normed[1], dim=0)) < 0.5
     with pytest.raises(ValueError, match="head_norm"):
         MAViLClassifier(model(), "audio", num_classes=2, head_norm="group")
 
     data = labelled(16)
     config = FinetuneConfig(modality="audio", mixup=0.0, freq_mask=4, time_mask=8, head_norm="batch")
+    with pytest.raises(ValueError, match="head_norm='batch' but the fine-tuning config says 'layer'"):
+        finetune(batch, data, TrainConfig(epochs=1, batch_size=8), FinetuneConfig(mixup=0.0), progress=False)
     with pytest.raises(ValueError, match="at least 2 clips"):
         finetune(batch, data, TrainConfig(epochs=1, batch_size=1, warmup_epochs=0), config, progress=False)
     finetune(batch, data, TrainConfig(epochs=2, batch_size=8, warmup_epochs=0), config, checkpoint=tmp_path / "c.pt",

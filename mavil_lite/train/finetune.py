@@ -200,6 +200,9 @@ def finetune(
     A clip lacking a modality the head reads (``data.has_audio`` / ``has_video``) gets no loss, nor does its mixup
     partner."""
     ctx = ctx or DistributedContext()
+    if config.head_norm != classifier.head_norm:
+        raise ValueError(f"the classifier's head has head_norm={classifier.head_norm!r} but the fine-tuning config says "
+                         f"{config.head_norm!r}: build it with MAViLClassifier(..., head_norm=config.head_norm)")
     if classifier.head_norm == "batch" and train_config.batch_size < 2:
         raise ValueError("a BatchNorm head (head_norm='batch') needs at least 2 clips per batch, got batch_size "
                          f"{train_config.batch_size}")
