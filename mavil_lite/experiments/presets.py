@@ -54,8 +54,11 @@ class RunPreset:
 FINETUNE_BETAS = (0.9, 0.999)  # [AudioMAE] fine-tuning (pre-training keeps MAE's 0.95)
 
 PRESETS = {
+    # the cpu preset's BatchNorm head and projections, so that the suite's notebook runs go through their code paths
     "smoke": RunPreset("smoke", "tiny", synthetic_clips=40,
-                       pretrain=TrainConfig(epochs=1, batch_size=16, base_lr=8e-3, warmup_epochs=0)),
+                       pretrain=TrainConfig(epochs=1, batch_size=16, base_lr=8e-3, warmup_epochs=0),
+                       finetune_recipe=FinetuneConfig(mixup=0.0, head_norm="batch"),
+                       model_overrides=dict(contrast_norm="batch")),
     # a laptop CPU: every value below is a [choice: cpu-preset] (docs/design.md#choices-of-the-cpu-preset); the
     # fine-tuning schedule was chosen on the train split only
     "cpu": RunPreset("cpu", "tiny", synthetic_clips=1000, synthetic_test_fraction=0.12, synthetic_unlabelled_fraction=0.52,
