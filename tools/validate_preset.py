@@ -10,13 +10,12 @@ run has inter-modal contrast. The test split is never read.
     python tools/validate_preset.py --run av_inter_intra --set model.contrast_norm=layer --pretrain-epochs 16
 
 ``--set`` changes a field of the preset's ``model`` (MAViLConfig), ``pretrain`` / ``finetune`` (TrainConfig) or
-``recipe`` (FinetuneConfig); values are parsed as Python literals when they can be. One JSON line per seed is printed
+``recipe`` (FinetuneConfig); values are parsed as YAML, as recipe overrides are. One JSON line per seed is printed
 and appended to ``--out``.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import time
 from dataclasses import replace
@@ -30,20 +29,17 @@ from mavil_lite.experiments.presets import get_preset
 from mavil_lite.experiments.reproduction import load_source, resolve_source, synthetic_manifest_for
 from mavil_lite.model.mavil import MAViL
 from mavil_lite.train.pretrain import pretrain
+from mavil_lite.train.recipes import apply_override
 
 
 def parse_settings(settings: list[str]) -> dict[str, dict]:
-    """``["model.mask_ratio=0.5", ...]`` -> ``{"model": {"mask_ratio": 0.5}, ...}``."""
+    """``["model.mask_ratio=0.5", ...]`` -> ``{"model": {"mask_ratio": 0.5}, ...}`` (`recipes.apply_override`)."""
     parsed: dict[str, dict] = {"model": {}, "pretrain": {}, "finetune": {}, "recipe": {}}
     for setting in settings:
-        key, _, text = setting.partition("=")
-        section, _, field = key.partition(".")
-        if section not in parsed or not field or not text:
+        section = setting.split(".", 1)[0]
+        if section not in parsed or "." not in setting.split("=", 1)[0]:
             raise SystemExit(f"--set {setting!r}: expected SECTION.FIELD=VALUE with SECTION one of {list(parsed)}")
-        try:
-            parsed[section][field] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed[section][field] = text
+        apply_override(parsed, setting)
     return parsed
 
 
