@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from mavil_lite.data.dataset import split_rows
 from mavil_lite.evaluate.diagnostics import retrieval_diagnostics
 from mavil_lite.experiments.ablation import NO_PRETRAINING, ablation_runs, finetune_percent
 from mavil_lite.experiments.presets import get_preset
@@ -69,12 +70,13 @@ def main() -> None:
 
     manifest = synthetic_manifest_for("synthetic", Path(args.data_dir), preset, num_workers=2)
     data = load_source(resolve_source("ablation", "synthetic", synthetic_manifest=manifest), preset, num_workers=2)
-    unlabelled = [i for i, split in enumerate(data.splits) if split == "unlabelled"]
+    unlabelled = split_rows(data.splits, "unlabelled")
     if len(unlabelled) <= args.held_out:
         raise SystemExit(f"only {len(unlabelled)} unlabelled clips: cannot hold {args.held_out} out")
     held_out = data._select(torch.tensor(unlabelled[:args.held_out]))
-    pool = data._select(torch.tensor([i for i, s in enumerate(data.splits) if s == "train"] + unlabelled[args.held_out:]))
+    pool = data._select(torch.tensor(split_rows(data.splits, "train") + unlabelled[args.held_out:]))
     train = data.subset("train")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     for seed in args.seed:
         torch.manual_seed(seed)
@@ -93,7 +95,6 @@ def main() -> None:
         for modality in model.modalities:
             record[f"{modality}_mAP"] = round(finetune_percent(model, modality, train, held_out, preset, seed), 1)
         print(json.dumps(record))
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
