@@ -44,6 +44,16 @@ def test_overrides_and_errors(tmp_path):
         load_recipe(bad)
 
 
+def test_an_exponent_without_a_dot_is_a_number_in_files_and_overrides(tmp_path):
+    # PyYAML's YAML 1.1 rules read 3e-3 as the string "3e-3", which failed only when the lr was first computed
+    recipe = load_recipe("grid_pretrain", ["train.base_lr=3e-3", "model.contrast_temperature=1E-1"])
+    assert recipe.train_config().base_lr == 0.003 and recipe.model_config().contrast_temperature == 0.1
+    written = tmp_path / "exp.yaml"
+    written.write_text("task: pretrain\nmodel: {size: tiny}\ndata: {}\ntrain: {base_lr: 2e-4, epochs: 3}\n")
+    train = load_recipe(written).train_config()
+    assert (train.base_lr, train.epochs) == (2e-4, 3) and isinstance(train.epochs, int)
+
+
 def test_paper_recipe_runs_forward_and_backward_on_paper_sized_inputs():
     import torch
 

@@ -73,8 +73,8 @@ def main() -> None:
     unlabelled = split_rows(data.splits, "unlabelled")
     if len(unlabelled) <= args.held_out:
         raise SystemExit(f"only {len(unlabelled)} unlabelled clips: cannot hold {args.held_out} out")
-    held_out = data._select(torch.tensor(unlabelled[:args.held_out]))
-    pool = data._select(torch.tensor(split_rows(data.splits, "train") + unlabelled[args.held_out:]))
+    held_out = data.select(torch.tensor(unlabelled[:args.held_out]))
+    pool = data.select(torch.tensor(split_rows(data.splits, "train") + unlabelled[args.held_out:]))
     train = data.subset("train")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 

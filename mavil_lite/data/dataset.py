@@ -161,9 +161,10 @@ class ClipTensors:
     def subset(self, split: str | tuple[str, ...]) -> "ClipTensors":
         """The clips of one split ('train' / 'test' / 'unlabelled') or several, same classes (so targets stay
         comparable)."""
-        return self._select(torch.tensor(split_rows(self.splits, split)))
+        return self.select(torch.tensor(split_rows(self.splits, split)))
 
-    def _select(self, index: Tensor) -> "ClipTensors":
+    def select(self, index: Tensor) -> "ClipTensors":
+        """The clips at ``index`` (a 1-D tensor of row numbers), in that order, same classes."""
         positions = index.tolist()
         waveforms = (None, None) if self.waveforms is None else (self.waveforms[index], self.waveform_lengths[index])
         return ClipTensors(_take(self.audio, index), _take(self.video, index), self.targets[index],

@@ -99,7 +99,7 @@ def retrieval_diagnostics(model, clips, device: str | torch.device = "cpu", k: i
     kinds; a model without inter-modal contrast is embedded by its unaligned pooled tokens, the control), with
     chance levels, plus `label_precision_at_k` in both directions."""
     usable = torch.nonzero(clips.has_audio & clips.has_video).flatten()
-    clips = clips._select(usable) if len(usable) < len(clips) else clips
+    clips = clips.select(usable) if len(usable) < len(clips) else clips
     audio, video = (embed_dataset(model, clips, f"{m}_contrast", device) for m in ("audio", "video"))
     result = audio_video_retrieval(audio, video)
     n = len(clips)

@@ -18,6 +18,7 @@ Command-line overrides use dotted paths (``train.epochs=2``) and YAML values.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,21 @@ from ..data.public_datasets import is_dataset_spec, resolve_dataset
 from ..model.mavil import MAViLConfig, model_config
 from .engine import TrainConfig
 from .finetune import FinetuneConfig
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that ``3e-3`` is a float (as in YAML 1.2) rather than the string PyYAML's
+    YAML 1.1 rules make of an exponent without a dot, which would reach a learning rate as text."""
+
+
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                  re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` parsed as YAML by the safe loader, with YAML 1.2's floats (``1e-3`` is a number)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
 
 # package data: the recipes ship in the wheel and are read through importlib.resources
 RECIPES_DIR = resources.files("mavil_lite").joinpath("resources", "recipes")
@@ -94,7 +110,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     node = tree
     for key in parents:
         node = node.setdefault(key, {})
-    node[leaf] = yaml.safe_load(value)
+    node[leaf] = parse_yaml(value)
 
 
 def recipe_names() -> list[str]:
@@ -116,7 +132,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         path = Path(path)
     else:
         raise FileNotFoundError(f"{path}: no such recipe file, and not a packaged recipe ({', '.join(recipe_names())})")
-    tree = yaml.safe_load(path.read_text()) or {}
+    tree = parse_yaml(path.read_text()) or {}
     for assignment in overrides:
         apply_override(tree, assignment)
     unknown = sorted(set(tree) - {f.name for f in fields(Recipe)})
