@@ -63,7 +63,7 @@ PRESETS = {
     # fine-tuning schedule was chosen on the train split only
     "cpu": RunPreset("cpu", "tiny", synthetic_clips=1000, synthetic_test_fraction=0.12, synthetic_unlabelled_fraction=0.52,
                      pretrain=TrainConfig(epochs=4, batch_size=32, base_lr=8e-3, warmup_epochs=1),
-                     finetune=TrainConfig(epochs=30, batch_size=32, base_lr=1e-2, warmup_epochs=1, betas=FINETUNE_BETAS),
+                     finetune=TrainConfig(epochs=20, batch_size=32, base_lr=1e-2, warmup_epochs=1, betas=FINETUNE_BETAS),
                      finetune_recipe=FinetuneConfig(mixup=0.0, head_norm="batch", freq_mask=0, time_mask=0),
                      inter_contrast_weight=1.0, intra_contrast_weight=1.0,
                      model_overrides=dict(video_patch=(2, 8, 8), contrast_temperature=0.1, dim=128, num_heads=2,
