@@ -6,6 +6,7 @@ import torch
 
 from mavil_lite.data.dataset import ClipTensors
 from mavil_lite.evaluate.diagnostics import (
+    encoder_spread,
     fused_feature_gap,
     label_precision_at_k,
     reconstruction_error,
@@ -102,3 +103,30 @@ def test_a_student_equal_to_its_teacher_has_no_gap():
         assert gap[modality]["teacher_variance"] > 0
     other = MAViL(model_config("tiny", **SMALL))
     assert fused_feature_gap(other, teacher, clips)["audio"]["mse"] > 0.1
+
+
+def test_encoder_spread_matches_a_hand_computation_and_is_zero_for_an_encoder_that_ignores_its_input():
+    clips = planted_clips(7, seed=4)
+    torch.manual_seed(0)
+    model = MAViL(model_config("tiny", **SMALL))
+    spread = encoder_spread(model, clips, batch_size=3)  # batches of 3, 3, 1 clips
+    audio, video, _ = clips.batch(slice(None))
+    with torch.no_grad():
+        tokens = model.encoders["audio"](audio)[:, 1:]  # (7, N, D)
+    pooled = tokens.mean(dim=1)  # (7, D)
+    by_hand_between = ((pooled - pooled.mean(dim=0)).norm(dim=-1).mean() / pooled.mean(dim=0).norm()).item()
+    by_hand_within = ((tokens - tokens.mean(dim=1, keepdim=True)).norm(dim=-1).sum() / tokens.norm(dim=-1).sum()).item()
+    assert spread["audio"]["between_clips"] == pytest.approx(by_hand_between, rel=1e-5)
+    assert spread["audio"]["within_clip"] == pytest.approx(by_hand_within, rel=1e-5)
+    for modality in ("audio", "video"):
+        assert spread[modality]["between_clips"] > 0.01 and spread[modality]["within_clip"] > 0.05
+
+    # no input and no position reach the blocks: every token of every clip is the same vector
+    with torch.no_grad():
+        for encoder in model.encoders.values():
+            for parameter in encoder.patch_embed.parameters():
+                parameter.zero_()
+            encoder.pos_embed.zero_()
+    collapsed = encoder_spread(model, clips)
+    for modality in ("audio", "video"):
+        assert collapsed[modality]["between_clips"] < 1e-4 and collapsed[modality]["within_clip"] < 1e-4

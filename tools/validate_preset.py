@@ -3,11 +3,13 @@
 One ablation run is pre-trained on the pre-training clips (train + unlabelled) minus ``--held-out`` unlabelled clips,
 its audio and video encoders are fine-tuned on the labelled train split, and both are scored on the held-out clips
 (mAP against the labels the synthetic manifest lists for every clip), with A->V / V->A retrieval among them where the
-run has inter-modal contrast. The test split is never read.
+run has inter-modal contrast and, before fine-tuning, how input-dependent each encoder's tokens are
+(`diagnostics.encoder_spread`). The test split is never read.
 
     python tools/validate_preset.py --run av_inter_intra --seed 0 1 2
     python tools/validate_preset.py --run random_init --set finetune.epochs=10 --set recipe.head_norm=layer
     python tools/validate_preset.py --run av_inter_intra --set model.contrast_norm=layer --pretrain-epochs 16
+    python tools/validate_preset.py --run av_mae --seed 0 1 2 --labelled 120    # fewer labels, as AS-20K
 
 ``--set`` changes a field of the preset's ``model`` (MAViLConfig), ``pretrain`` / ``finetune`` (TrainConfig) or
 ``recipe`` (FinetuneConfig); values are parsed as YAML, as recipe overrides are. One JSON line per seed is printed
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mavil_lite.data.dataset import split_rows
-from mavil_lite.evaluate.diagnostics import retrieval_diagnostics
+from mavil_lite.evaluate.diagnostics import encoder_spread, retrieval_diagnostics
 from mavil_lite.experiments.ablation import NO_PRETRAINING, ablation_runs, finetune_percent
 from mavil_lite.experiments.presets import get_preset
 from mavil_lite.experiments.reproduction import load_source, resolve_source, synthetic_manifest_for
@@ -52,6 +54,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, nargs="+", default=[0])
     parser.add_argument("--pretrain-epochs", type=int, default=None, help="default: the preset's")
     parser.add_argument("--held-out", type=int, default=120, help="unlabelled clips kept out of pre-training")
+    parser.add_argument("--labelled", type=int, default=None,
+                        help="fine-tune on only the first N labelled train clips (default: all of them)")
     parser.add_argument("--set", action="append", default=[], dest="settings", metavar="SECTION.FIELD=VALUE")
     parser.add_argument("--data-dir", default="outputs/validate_preset", help="where the synthetic clips are made")
     parser.add_argument("--out", default="outputs/validate_preset/results.jsonl")
@@ -75,7 +79,7 @@ def main() -> None:
         raise SystemExit(f"only {len(unlabelled)} unlabelled clips: cannot hold {args.held_out} out")
     held_out = data.select(torch.tensor(unlabelled[:args.held_out]))
     pool = data.select(torch.tensor(split_rows(data.splits, "train") + unlabelled[args.held_out:]))
-    train = data.subset("train")
+    train = data.select(torch.tensor(split_rows(data.splits, "train")[:args.labelled]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     for seed in args.seed:
@@ -86,7 +90,10 @@ def main() -> None:
         if args.run != NO_PRETRAINING:
             pretrain(model, pool, replace(preset.pretrain, seed=seed), progress=False)
         record = {"run": args.run, "seed": seed, "settings": args.settings, "pretrain_epochs": preset.pretrain.epochs,
+                  "labelled": len(train),
                   "pretrain_s": round(time.time() - start, 1)}
+        for modality, spread in encoder_spread(model, held_out).items():
+            record.update({f"{modality}_{k}": round(v, 3) for k, v in spread.items()})
         if model.config.inter_contrast_weight:
             retrieval = retrieval_diagnostics(model, held_out)
             record.update({f"{d}_R@1": round(100 * retrieval[d]["R@1"], 2) for d in ("a2v", "v2a")})

@@ -11,6 +11,9 @@ not help the probe". So every row of the ablation also reports what its own obje
   it, against the fraction of all candidates that do (`label_precision_at_k`).
 - :func:`fused_feature_gap`: for stage 2, how far the student's fused tokens are from its teacher's, against how
   much the teacher's tokens differ between clips.
+- :func:`encoder_spread`: how much each encoder's output still depends on its input. Reconstruction that has not
+  got past the mean predictor can teach an encoder to give every clip about the same tokens, a worse start for
+  fine-tuning than a random encoder (docs/design.md#choices-of-the-cpu-preset, after its table).
 
 Contrastive accuracy and InfoNCE against ln(batch) come from training itself (``inter_top1`` and ``inter`` in
 a run's history; see :meth:`mavil_lite.model.mavil.MAViL.forward_loss`).
@@ -136,3 +139,34 @@ def fused_feature_gap(student, teacher, clips, batch_size: int = 64, device: str
         }
     return result
 
+
+
+@torch.no_grad()
+def encoder_spread(model, clips, batch_size: int = 64, device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
+    """How input-dependent each encoder's patch tokens are, on whole (unmasked) clips; per modality:
+
+    - ``between_clips``: the mean distance of a clip's pooled tokens (their mean, what fine-tuning's head reads) from
+      the mean over clips, divided by the norm of that mean;
+    - ``within_clip``: the mean distance of a token from its clip's mean token, divided by the mean token norm.
+
+    Both are scale-free. Near 0 means the encoder maps every clip (or every patch) to about the same vector: it has
+    collapsed. A random ``cpu``-preset encoder sits around 0.1-0.4.
+    """
+    model.to(device).eval()
+    pooled: dict[str, list] = {m: [] for m in model.modalities}
+    spread_sum, norm_sum = {m: 0.0 for m in model.modalities}, {m: 0.0 for m in model.modalities}
+    for _, audio, video in _eval_batches(clips, batch_size):
+        inputs = {"audio": audio.to(device), "video": video.to(device)}
+        for m in model.modalities:
+            tokens = model.encoders[m](inputs[m])[:, 1:].float()  # (B, N, D), the cls token dropped
+            clip_mean = tokens.mean(dim=1, keepdim=True)  # (B, 1, D)
+            spread_sum[m] += (tokens - clip_mean).norm(dim=-1).sum().item()
+            norm_sum[m] += tokens.norm(dim=-1).sum().item()
+            pooled[m].append(clip_mean.squeeze(1).cpu())
+    result = {}
+    for m in model.modalities:
+        clip_features = torch.cat(pooled[m])  # (N_clips, D)
+        centre = clip_features.mean(dim=0)  # (D,)
+        result[m] = {"between_clips": ((clip_features - centre).norm(dim=-1).mean() / centre.norm()).item(),
+                     "within_clip": spread_sum[m] / norm_sum[m]}
+    return result
