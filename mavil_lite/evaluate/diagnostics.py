@@ -140,7 +140,6 @@ def fused_feature_gap(student, teacher, clips, batch_size: int = 64, device: str
     return result
 
 
-
 @torch.no_grad()
 def encoder_spread(model, clips, batch_size: int = 64, device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
     """How input-dependent each encoder's patch tokens are, on whole (unmasked) clips; per modality:
@@ -150,7 +149,8 @@ def encoder_spread(model, clips, batch_size: int = 64, device: str | torch.devic
     - ``within_clip``: the mean distance of a token from its clip's mean token, divided by the mean token norm.
 
     Both are scale-free. Near 0 means the encoder maps every clip (or every patch) to about the same vector: it has
-    collapsed. A random ``cpu``-preset encoder sits around 0.1-0.4.
+    collapsed. Random ``cpu``-preset encoders give about 0.1-0.3 between clips and 0.3-0.6 within a clip on the kit's
+    synthetic clips and on GRID.
     """
     model.to(device).eval()
     pooled: dict[str, list] = {m: [] for m in model.modalities}
