@@ -9,7 +9,6 @@ as row 0 is. Prints mean ± std over the seeds and the seeds' values.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from mavil_lite.evaluate.diagnostics import encoder_spread
 from mavil_lite.experiments.ablation import NO_PRETRAINING
 from mavil_lite.experiments.presets import get_preset
 from mavil_lite.experiments.reproduction import load_source, resolve_source
+from mavil_lite.experiments.results import summarize
 from mavil_lite.model.mavil import MAViL
 from mavil_lite.train.runners import load_model
 
@@ -45,8 +45,8 @@ def main() -> None:
                 for kind, value in spread.items():
                     spreads.setdefault((run, modality, kind), []).append(value)
     for (run, modality, kind), values in spreads.items():
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        print(f"{run:15s} {modality:5s} {kind:13s} {statistics.mean(values):.3f} ± {std:.3f}  "
+        summary = summarize(values)
+        print(f"{run:15s} {modality:5s} {kind:13s} {summary['mean']:.3f} ± {summary['std']:.3f}  "
               f"{[round(v, 3) for v in values]}")
 
 
