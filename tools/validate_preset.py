@@ -9,7 +9,8 @@ run has inter-modal contrast and, before fine-tuning, how input-dependent each e
     python tools/validate_preset.py --run av_inter_intra --seed 0 1 2
     python tools/validate_preset.py --run random_init --set finetune.epochs=10 --set recipe.head_norm=layer
     python tools/validate_preset.py --run av_inter_intra --set model.contrast_norm=layer --pretrain-epochs 16
-    python tools/validate_preset.py --run av_mae --seed 0 1 2 --labelled 120    # fewer labels, as AS-20K
+    python tools/validate_preset.py --run av_mae --seed 0 1 2 --labelled 120 --set finetune.epochs=60
+    python tools/validate_preset.py --run av_mae --seed 0 1 2 --set pretrain.base_lr=2e-3
 
 ``--set`` changes a field of the preset's ``model`` (MAViLConfig), ``pretrain`` / ``finetune`` (TrainConfig) or
 ``recipe`` (FinetuneConfig); values are parsed as YAML, as recipe overrides are. One JSON line per seed is printed
