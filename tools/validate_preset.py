@@ -75,12 +75,12 @@ def main() -> None:
 
     manifest = synthetic_manifest_for("synthetic", Path(args.data_dir), preset, num_workers=2)
     data = load_source(resolve_source("ablation", "synthetic", synthetic_manifest=manifest), preset, num_workers=2)
-    unlabelled = split_rows(data.splits, "unlabelled")
+    unlabelled, labelled = split_rows(data.splits, "unlabelled"), split_rows(data.splits, "train")
     if len(unlabelled) <= args.held_out:
         raise SystemExit(f"only {len(unlabelled)} unlabelled clips: cannot hold {args.held_out} out")
     held_out = data.select(torch.tensor(unlabelled[:args.held_out]))
-    pool = data.select(torch.tensor(split_rows(data.splits, "train") + unlabelled[args.held_out:]))
-    train = data.select(torch.tensor(split_rows(data.splits, "train")[:args.labelled]))
+    pool = data.select(torch.tensor(labelled + unlabelled[args.held_out:]))
+    train = data.select(torch.tensor(labelled[:args.labelled]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     for seed in args.seed:
