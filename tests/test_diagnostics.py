@@ -8,6 +8,7 @@ from mavil_lite.data.dataset import ClipTensors
 from mavil_lite.evaluate.diagnostics import (
     encoder_spread,
     fused_feature_gap,
+    label_oracle_retrieval,
     label_precision_at_k,
     reconstruction_error,
     retrieval_diagnostics,
@@ -130,3 +131,19 @@ def test_encoder_spread_matches_a_hand_computation_and_is_zero_for_an_encoder_th
     collapsed = encoder_spread(model, clips)
     for modality in ("audio", "video"):
         assert collapsed[modality]["between_clips"] < 1e-4 and collapsed[modality]["within_clip"] < 1e-4
+
+
+def test_label_oracle_retrieval_matches_a_hand_count():
+    # "x" is only ever heard and "y" only ever seen, so neither can link audio to video
+    audible = [{"a"}, {"a"}, {"b", "x"}, set()]
+    oracle = label_oracle_retrieval(audible, [{"a"}, {"a", "y"}, {"b"}, set()])
+    # groups by shared cues: {a} x 2, {b}, {}: R@1 = (1/2 + 1/2 + 1 + 1) / 4; expected ranks 1.5, 1.5, 1, 1
+    assert oracle == {"R@1": 0.75, "median_rank": 1.25, "cue_sets": 3, "chance_R@1": 0.25}
+    # clip 3 shows "b" but its audio reveals nothing: the oracle ranks its video after the empty group, by chance
+    oracle = label_oracle_retrieval(audible, [{"a"}, {"a"}, {"b"}, {"b"}])
+    assert oracle["R@1"] == pytest.approx((0.5 + 0.5 + 0.5 + 0) / 4)
+    assert oracle["median_rank"] == pytest.approx(np.median([1.5, 1.5, 1.5, 2.5]))
+    distinct = [{str(i)} for i in range(5)]
+    assert label_oracle_retrieval(distinct, distinct)["R@1"] == 1.0
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        label_oracle_retrieval(audible, audible[:2])

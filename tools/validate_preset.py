@@ -3,7 +3,8 @@
 One ablation run is pre-trained on the pre-training clips (train + unlabelled) minus ``--held-out`` unlabelled clips,
 its audio and video encoders are fine-tuned on the labelled train split, and both are scored on the held-out clips
 (mAP against the labels the synthetic manifest lists for every clip), with A->V / V->A retrieval among them where the
-run has inter-modal contrast and, before fine-tuning, how input-dependent each encoder's tokens are
+run has inter-modal contrast (beside the ceiling of an oracle that matches class cues only,
+`diagnostics.label_oracle_retrieval`) and, before fine-tuning, how input-dependent each encoder's tokens are
 (`diagnostics.encoder_spread`). The test split is never read.
 
     python tools/validate_preset.py --run av_inter_intra --seed 0 1 2
@@ -19,7 +20,9 @@ and appended to ``--out``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +30,7 @@ from pathlib import Path
 import torch
 
 from mavil_lite.data.dataset import split_rows
-from mavil_lite.evaluate.diagnostics import encoder_spread, retrieval_diagnostics
+from mavil_lite.evaluate.diagnostics import encoder_spread, label_oracle_retrieval, retrieval_diagnostics
 from mavil_lite.experiments.ablation import NO_PRETRAINING, ablation_runs, finetune_percent
 from mavil_lite.experiments.presets import get_preset
 from mavil_lite.experiments.reproduction import load_source, resolve_source, synthetic_manifest_for
@@ -82,6 +85,10 @@ def main() -> None:
     pool = data.select(torch.tensor(labelled + unlabelled[args.held_out:]))
     train = data.select(torch.tensor(labelled[:args.labelled]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest, newline="") as handle:  # what each clip lets one hear and see, for the oracle's ceiling
+        cues = {os.path.normpath(manifest.parent / row["file"]): row for row in csv.DictReader(handle)}
+    oracle = label_oracle_retrieval([set(cues[f]["audible"].split()) for f in held_out.files],
+                                    [set(cues[f]["visible"].split()) for f in held_out.files])
 
     for seed in args.seed:
         torch.manual_seed(seed)
@@ -99,7 +106,9 @@ def main() -> None:
             retrieval = retrieval_diagnostics(model, held_out)
             record.update({f"{d}_R@1": round(100 * retrieval[d]["R@1"], 2) for d in ("a2v", "v2a")})
             record.update({"a2v_median_rank": retrieval["a2v"]["median_rank"],
-                           "a2v_label_P@5": round(retrieval["a2v"]["label"]["P@5"], 3)})
+                           "a2v_label_P@5": round(retrieval["a2v"]["label"]["P@5"], 3),
+                           "a2v_R@1_label_oracle": round(100 * oracle["R@1"], 2),
+                           "a2v_median_rank_label_oracle": oracle["median_rank"]})
         for modality in model.modalities:
             record[f"{modality}_mAP"] = round(finetune_percent(model, modality, train, held_out, preset, seed), 1)
         print(json.dumps(record))

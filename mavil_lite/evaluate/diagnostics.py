@@ -8,7 +8,8 @@ not help the probe". So every row of the ablation also reports what its own obje
   would reach. With per-patch normalised targets the mean predictor scores a little under 1.0.
 - :func:`retrieval_diagnostics`: audio->video and video->audio R@1 and median rank among the clips, with their
   chance levels, and the label-level view: the fraction of each query's top-5 neighbours that share a label with
-  it, against the fraction of all candidates that do (`label_precision_at_k`).
+  it, against the fraction of all candidates that do (`label_precision_at_k`); and, where a manifest says what
+  each clip lets one hear and see, the ceiling of a model that matches class cues only (`label_oracle_retrieval`).
 - :func:`fused_feature_gap`: for stage 2, how far the student's fused tokens are from its teacher's, against how
   much the teacher's tokens differ between clips.
 - :func:`encoder_spread`: how much each encoder's output still depends on its input. Reconstruction that has not
@@ -110,6 +111,35 @@ def retrieval_diagnostics(model, clips, device: str | torch.device = "cpu", k: i
         result[direction]["label"] = label_precision_at_k(query, gallery, clips.targets, k)
     result["chance"] = {"R@1": 1 / n, "R@10": min(10, n) / n, "median_rank": (n + 1) / 2, "num_pairs": n}
     return result
+
+
+def label_oracle_retrieval(audible: list[set[str]], visible: list[set[str]]) -> dict[str, float]:
+    """A->V retrieval by an oracle that knows which classes each clip's audio and video show, and nothing else.
+
+    audible, visible: per clip (row i of both is clip i), the classes heard / seen in it (the synthetic manifest's
+    ``audible`` and ``visible`` columns). The oracle ranks first the videos that show exactly the classes the query's
+    audio shares with video (those heard and seen somewhere in the clips), in random order, then the rest. Its
+    expected R@1 and median rank bound what any model reading class cues alone can reach; a model that also matches
+    when things happen (onsets, envelopes) can go beyond it.
+    """
+    if len(audible) != len(visible) or not audible:
+        raise ValueError(f"need the same, non-zero number of audible and visible sets, got {len(audible)} and {len(visible)}")
+    shared = set().union(*audible) & set().union(*visible)
+    heard = [frozenset(s) & shared for s in audible]
+    seen = [frozenset(s) & shared for s in visible]
+    n = len(heard)
+    group_sizes = {cues: seen.count(cues) for cues in set(seen)}
+    first_hits, expected_ranks = [], []
+    for query, match in zip(heard, seen):
+        group = group_sizes.get(query, 0)
+        if match == query:  # the true video is in the group, at a uniformly random place within it
+            first_hits.append(1 / group)
+            expected_ranks.append((group + 1) / 2)
+        else:  # the oracle ranks the true video after the whole group
+            first_hits.append(0.0)
+            expected_ranks.append(group + (n - group + 1) / 2)
+    return {"R@1": float(np.mean(first_hits)), "median_rank": float(np.median(expected_ranks)),
+            "cue_sets": len(group_sizes), "chance_R@1": 1 / n}
 
 
 @torch.no_grad()
