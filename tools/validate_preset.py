@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -86,9 +85,10 @@ def main() -> None:
     train = data.select(torch.tensor(labelled[:args.labelled]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(manifest, newline="") as handle:  # what each clip lets one hear and see, for the oracle's ceiling
-        cues = {os.path.normpath(manifest.parent / row["file"]): row for row in csv.DictReader(handle)}
-    oracle = label_oracle_retrieval([set(cues[f]["audible"].split()) for f in held_out.files],
-                                    [set(cues[f]["visible"].split()) for f in held_out.files])
+        cues = {(manifest.parent / row["file"]).resolve(): row for row in csv.DictReader(handle)}
+    held_out_cues = [cues[Path(f).resolve()] for f in held_out.files]
+    oracle = label_oracle_retrieval([set(row["audible"].split()) for row in held_out_cues],
+                                    [set(row["visible"].split()) for row in held_out_cues])
 
     for seed in args.seed:
         torch.manual_seed(seed)
