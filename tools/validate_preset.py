@@ -20,7 +20,6 @@ and appended to ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from dataclasses import replace
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from mavil_lite.data.dataset import split_rows
+from mavil_lite.data.dataset import read_manifest, split_rows
 from mavil_lite.evaluate.diagnostics import encoder_spread, label_oracle_retrieval, retrieval_diagnostics
 from mavil_lite.experiments.ablation import NO_PRETRAINING, ablation_runs, finetune_percent
 from mavil_lite.experiments.presets import get_preset
@@ -84,9 +83,9 @@ def main() -> None:
     pool = data.select(torch.tensor(labelled + unlabelled[args.held_out:]))
     train = data.select(torch.tensor(labelled[:args.labelled]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(manifest, newline="") as handle:  # what each clip lets one hear and see, for the oracle's ceiling
-        cues = {(manifest.parent / row["file"]).resolve(): row for row in csv.DictReader(handle)}
-    held_out_cues = [cues[Path(f).resolve()] for f in held_out.files]
+    # what each clip lets one hear and see, for the oracle's ceiling; read_manifest spells paths as the clips' files
+    cues = {record["path"]: record["row"] for record in read_manifest(manifest)}
+    held_out_cues = [cues[f] for f in held_out.files]
     oracle = label_oracle_retrieval([set(row["audible"].split()) for row in held_out_cues],
                                     [set(row["visible"].split()) for row in held_out_cues])
 

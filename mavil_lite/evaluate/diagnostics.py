@@ -21,6 +21,8 @@ a run's history; see :meth:`mavil_lite.model.mavil.MAViL.forward_loss`).
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import torch
 
@@ -128,10 +130,10 @@ def label_oracle_retrieval(audible: list[set[str]], visible: list[set[str]]) -> 
     heard = [frozenset(s) & shared for s in audible]
     seen = [frozenset(s) & shared for s in visible]
     n = len(heard)
-    group_sizes = {cues: seen.count(cues) for cues in set(seen)}
+    group_sizes = Counter(seen)  # videos per set of shared cues
     first_hits, expected_ranks = [], []
     for query, match in zip(heard, seen):
-        group = group_sizes.get(query, 0)
+        group = group_sizes[query]  # 0 where no video shows the query's cues
         if match == query:  # the true video is in the group, at a uniformly random place within it
             first_hits.append(1 / group)
             expected_ranks.append((group + 1) / 2)
